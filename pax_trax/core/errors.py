@@ -1,0 +1,71 @@
+"""Errors that say where in a model something went wrong."""
+
+from __future__ import annotations
+
+__all__ = ["LayerError", "FrozenModuleError", "StateChangeError", "in_sublayer"]
+
+
+class LayerError(Exception):
+    """An error raised inside a layer, carrying the layer's path in the model.
+
+    The path reads from the outermost module down, e.g. ``Serial[2]/Dense_2``
+    means "the third sublayer (index 2) of the top Serial, a Dense_2". The
+    original exception is kept as ``__cause__``.
+    """
+
+    def __init__(self, path, message):
+        super().__init__()
+        self.path = list(path)
+        self.message = message
+
+    def __str__(self):
+        return f"in {'/'.join(self.path)}: {self.message}"
+
+
+class FrozenModuleError(AttributeError):
+    """Raised when code assigns to a field of a constructed module."""
+
+
+class StateChangeError(RuntimeError):
+    """Raised when a plain call would have to drop a module's updated state."""
+
+
+class in_sublayer:
+    """Context manager that adds a path segment to errors raised inside it.
+
+    `label` is the parent's segment (e.g. ``Serial[2]``) and `child_name` the
+    name of the sublayer being run, used when the error did not come from a
+    layer (so it has no path yet).
+    """
+
+    __slots__ = ("label", "child_name")
+
+    def __init__(self, label, child_name):
+        self.label = label
+        self.child_name = child_name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, (FrozenModuleError, StateChangeError)):
+            return False
+        if isinstance(exc, LayerError):
+            exc.path.insert(0, self.label)
+            return False
+        raise LayerError([self.label, self.child_name], _describe(exc)) from exc
+
+
+def _describe(exc):
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def at_top(module_name, exc):
+    """Wraps an exception raised by a top-level module call (no parent)."""
+    if isinstance(exc, LayerError):
+        return exc
+    return LayerError([module_name], _describe(exc))
