@@ -6,8 +6,9 @@ import jax
 
 from pax_trax.core.module import Module, state, stateful, static, submodule
 from pax_trax.nn.base import call_sublayer, init_sublayer
+from pax_trax.nn.core import Dropout
 
-__all__ = ["Sequential", "Lambda", "Identity", "RngSeq"]
+__all__ = ["Sequential", "Lambda", "Identity", "RngSeq", "PaxDropout"]
 
 
 class Lambda(Module):
@@ -135,3 +136,22 @@ class RngSeq(Module):
 
     def forward_with_state(self):
         return self.next_rng_key.__wrapped__(self)
+
+
+class PaxDropout(Dropout):
+    """PAX's Dropout(dropout_rate): drops in train mode, identity after `.eval()`.
+
+    The RNG key is state: give `rng_key` at construction or let `init` set it.
+    Exported as `pax_trax.pax.Dropout`.
+
+    >>> import jax, numpy as np, pax_trax
+    >>> drop = PaxDropout(0.5, rng_key=jax.random.PRNGKey(0))
+    >>> drop, y = pax_trax.purecall(drop, np.ones(4, np.float32))
+    >>> drop.eval()(np.ones(2, np.float32)).tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(self, dropout_rate, *, rng_key=None, name=None):
+        super().__init__(rate=dropout_rate)
+        self.rng = rng_key
+        self.name = name or "Dropout"
