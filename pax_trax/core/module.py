@@ -365,7 +365,9 @@ class Module:
         >>> m.sublayers[0].w.shape
         (3, 4)
         """
-        sig = shapes_lib.signature(input_signature)
+        # Example data from numpy is often float64; JAX computes in float32
+        # unless x64 is enabled, so weights are created for what JAX will see.
+        sig = shapes_lib.canonicalize(shapes_lib.signature(input_signature))
         if key is None:
             key = jax.random.PRNGKey(0)
         try:

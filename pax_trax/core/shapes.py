@@ -154,6 +154,19 @@ def assert_same_shape(array1, array2):
         )
 
 
+def canonicalize(sig):
+    """Maps dtypes to those JAX computes in (float64 -> float32 unless x64 is on)."""
+    import jax
+
+    if isinstance(sig, ShapeDtype):
+        return ShapeDtype(sig.shape, jax.dtypes.canonicalize_dtype(sig.dtype))
+    if isinstance(sig, tuple):
+        return tuple(canonicalize(s) for s in sig)
+    if isinstance(sig, dict):
+        return {k: canonicalize(v) for k, v in sig.items()}
+    return sig
+
+
 def to_jax(sig):
     """Converts a signature to the same structure of `jax.ShapeDtypeStruct`."""
     import jax

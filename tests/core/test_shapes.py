@@ -57,3 +57,10 @@ def test_assert_shape_helpers():
     shapes.assert_same_shape(np.zeros((2,)), jnp.ones((2,)))
     with pytest.raises(AssertionError, match="same shape"):
         shapes.assert_same_shape(np.zeros((2,)), np.zeros((3,)))
+
+
+def test_init_from_float64_numpy_example_uses_jax_dtype():
+    from pax_trax import nn
+
+    bn = nn.BatchNorm(axis=(0,)).init(np.zeros((8, 3)))  # float64 example, no warning
+    assert bn.running_mean.dtype == jnp.float32
