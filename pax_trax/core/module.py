@@ -428,11 +428,14 @@ class Module:
     # --------------------------------------------------------------- display
 
     def __repr__(self):
-        label = self.name
-        if self.n_in != 1:
-            label += f"_in{self.n_in}"
-        if self.n_out != 1:
-            label += f"_out{self.n_out}"
+        d = self.__dict__
+        if "_pt_building" in d:  # e.g. an error raised inside __init__
+            return f"<{type(self).__name__} under construction>"
+        label = d["name"]
+        if d["n_in"] != 1:
+            label += f"_in{d['n_in']}"
+        if d["n_out"] != 1:
+            label += f"_out{d['n_out']}"
         subs = self._sublayers_to_print()
         if not subs:
             return label

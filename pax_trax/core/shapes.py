@@ -111,7 +111,9 @@ def signature(obj: Any):
         return obj
     if hasattr(obj, "shape") and hasattr(obj, "dtype"):
         return ShapeDtype(obj.shape, obj.dtype)
-    if isinstance(obj, (list, tuple)):
+    if isinstance(obj, tuple):
+        return _same_tuple_type(obj, [signature(x) for x in obj])
+    if isinstance(obj, list):
         return tuple(signature(x) for x in obj)
     if isinstance(obj, dict):
         return {k: signature(v) for k, v in obj.items()}
@@ -161,7 +163,7 @@ def canonicalize(sig):
     if isinstance(sig, ShapeDtype):
         return ShapeDtype(sig.shape, jax.dtypes.canonicalize_dtype(sig.dtype))
     if isinstance(sig, tuple):
-        return tuple(canonicalize(s) for s in sig)
+        return _same_tuple_type(sig, [canonicalize(s) for s in sig])
     if isinstance(sig, dict):
         return {k: canonicalize(v) for k, v in sig.items()}
     return sig
@@ -179,7 +181,7 @@ def to_jax(sig):
             )
         return jax.ShapeDtypeStruct(sig.shape, sig.dtype)
     if isinstance(sig, tuple):
-        return tuple(to_jax(s) for s in sig)
+        return _same_tuple_type(sig, [to_jax(s) for s in sig])
     if isinstance(sig, dict):
         return {k: to_jax(v) for k, v in sig.items()}
     return sig
@@ -189,8 +191,17 @@ def from_jax(tree):
     """Converts abstract values (anything with shape/dtype) back to ShapeDtype."""
     if hasattr(tree, "shape") and hasattr(tree, "dtype"):
         return ShapeDtype(tree.shape, tree.dtype)
-    if isinstance(tree, (tuple, list)):
+    if isinstance(tree, tuple):
+        return _same_tuple_type(tree, [from_jax(t) for t in tree])
+    if isinstance(tree, list):
         return tuple(from_jax(t) for t in tree)
     if isinstance(tree, dict):
         return {k: from_jax(v) for k, v in tree.items()}
     return tree
+
+
+def _same_tuple_type(original, items):
+    """A tuple of `items`, keeping NamedTuple types (e.g. an RNN state)."""
+    if hasattr(type(original), "_fields"):
+        return type(original)(*items)
+    return tuple(items)

@@ -259,3 +259,14 @@ def test_summary_counts_state_separately():
 def test_modules_iterates_preorder():
     model = nn.Serial(nn.Dense(2), nn.Serial(nn.Relu(), nn.Dense(3)))
     assert [m.name for m in model.modules()] == ["Serial", "Dense_2", "Serial", "Relu", "Dense_3"]
+
+
+def test_repr_during_construction_does_not_fail():
+    class Checked(Module):
+        size = static()
+
+        def __init__(self, size):
+            assert repr(self) == "<Checked under construction>"
+            self.size = size
+
+    assert repr(Checked(3)) == "Checked"

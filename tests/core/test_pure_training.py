@@ -58,14 +58,12 @@ def test_pure_training_loop_with_batchnorm_and_dropout():
     assert accuracy > 0.9
 
 
-def test_import_is_light_and_fast():
+def test_import_is_light():
+    # Import *time* is measured in benchmarks/import_time.py, not asserted here.
     code = (
-        "import sys, time; t = time.perf_counter(); import pax_trax; "
-        "dt = time.perf_counter() - t; "
-        "heavy = [m for m in ('tensorflow', 'tensorflow_datasets', 'tensorflow_text', 'gymnax', 'flax') "
-        "if m in sys.modules]; print(dt, heavy)"
+        "import sys; import pax_trax, pax_trax.nn, pax_trax.shapes; "
+        "print([m for m in ('tensorflow', 'tensorflow_datasets', 'tensorflow_text', 'gymnax', "
+        "'flax', 'sentencepiece') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds, heavy = out.stdout.split(" ", 1)
-    assert heavy.strip() == "[]"
-    assert float(seconds) < 1.5
+    assert out.stdout.strip() == "[]"

@@ -64,3 +64,17 @@ def test_init_from_float64_numpy_example_uses_jax_dtype():
 
     bn = nn.BatchNorm(axis=(0,)).init(np.zeros((8, 3)))  # float64 example, no warning
     assert bn.running_mean.dtype == jnp.float32
+
+
+def test_named_tuples_keep_their_type_in_signatures():
+    from typing import NamedTuple
+
+    from pax_trax.core.shapes import from_jax, to_jax
+
+    class Carry(NamedTuple):
+        h: np.ndarray
+        c: np.ndarray
+
+    sig = shapes.signature(Carry(np.zeros(2, np.float32), np.zeros(3, np.float32)))
+    assert isinstance(sig, Carry) and sig.c == ShapeDtype((3,))
+    assert isinstance(to_jax(sig), Carry) and isinstance(from_jax(to_jax(sig)), Carry)
