@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["LayerError", "FrozenModuleError", "StateChangeError", "in_sublayer"]
 
 
@@ -55,7 +57,7 @@ class in_sublayer:
         if isinstance(exc, LayerError):
             exc.path.insert(0, self.label)
             return False
-        raise LayerError([self.label, self.child_name], _describe(exc)) from exc
+        raise make_layer_error([self.label, self.child_name], exc) from exc
 
 
 def _describe(exc):
@@ -68,4 +70,24 @@ def at_top(module_name, exc):
     """Wraps an exception raised by a top-level module call (no parent)."""
     if isinstance(exc, LayerError):
         return exc
-    return LayerError([module_name], _describe(exc))
+    return make_layer_error([module_name], exc)
+
+
+# Built-in exception types whose constructors take a plain message; a
+# LayerError wrapping one of them is also an instance of it, so that
+# `except TypeError` still catches a wrong dtype deep inside a model.
+_WRAPPABLE = (ValueError, TypeError, IndexError, KeyError, AssertionError,
+              NotImplementedError, ArithmeticError, RuntimeError)
+
+
+@functools.lru_cache(maxsize=None)
+def _error_class(base):
+    if base is None:
+        return LayerError
+    return type("LayerError", (LayerError, base), {"__module__": __name__})
+
+
+def make_layer_error(path, exc):
+    """A LayerError for `exc` at `path`, also an instance of exc's built-in type."""
+    base = next((c for c in type(exc).__mro__ if c in _WRAPPABLE), None)
+    return _error_class(base)(path, _describe(exc))

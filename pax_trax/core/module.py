@@ -414,8 +414,12 @@ class Module:
         """Returns `(new_module, outputs)`; override in layers that change state."""
         return self, self.forward(*inputs)
 
-    def __call__(self, *inputs):
-        base, new, outputs = _call_top(self, inputs)
+    def __call__(self, *inputs, **kwargs):
+        if kwargs:
+            method = lambda m, *a: m.forward_with_state(*a, **kwargs)  # noqa: E731
+            base, new, outputs = _call_top(self, inputs, method=method)
+        else:
+            base, new, outputs = _call_top(self, inputs)
         if new is not base and _state_changed(base, new):
             raise StateChangeError(
                 f"{self.name}: this call changes the module's state (batch statistics, "
@@ -625,6 +629,8 @@ def _stop_if_float(x):
 
 
 def _call_top(module, inputs, method=None):
+    if method is None and not inputs and not _is_packed_call(module):
+        inputs = ((),)  # a layer with n_in == 0 receives an empty tuple, as in Serial
     try:
         module = _stop_state_gradients(module)
         module.check_initialized()

@@ -23,8 +23,8 @@ def _truncated_normal(stddev):
 class Linear(Module):
     """`y = x @ weight + bias` over the last axis, as PAX's (and Haiku's) Linear.
 
-    With `rng_key` the weights are created at once; without it the module is
-    created uninitialized and `init(...)` fills it. The default weight init is
+    With `rng_key` the weights are created at once (and `init` keeps them);
+    without it the module is created uninitialized and `init(...)` fills it. The default weight init is
     a truncated normal with stddev `1/sqrt(in_dim)`; the bias starts at zero.
 
     >>> import jax, numpy as np
@@ -69,6 +69,8 @@ class Linear(Module):
                 f"{self.name} was built for in_dim={self.in_dim}, got an input of shape "
                 f"{input_signature.shape}."
             )
+        if not self._missing_params():
+            return self  # created at construction (rng_key given): keep those weights
         weight, bias = self._create(key)
         return self.replace(weight=weight, bias=bias)
 

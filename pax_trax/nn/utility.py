@@ -134,7 +134,8 @@ class RngSeq(Module):
         new = self.replace(rng_key=keys[0])
         return new, keys[1] if num_keys == 1 else list(keys[1:])
 
-    def forward_with_state(self):
+    def forward_with_state(self, inputs=()):
+        del inputs  # n_in == 0: called with an empty tuple of inputs
         return self.next_rng_key.__wrapped__(self)
 
 

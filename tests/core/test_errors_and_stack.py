@@ -147,3 +147,23 @@ def test_fn_returning_wrong_number_of_outputs():
     bad = nn.Fn("Bad", lambda x: (x, x, x), n_out=2)
     with pytest.raises(pax_trax.LayerError, match="promised n_out=2 outputs but returned 3"):
         nn.Serial(bad)(np.zeros(2))
+
+
+def test_layer_error_is_also_the_original_builtin_type():
+    emb = nn.Embedding(10, 3).init(np.zeros(2, np.int32))
+    with pytest.raises(TypeError, match="integer token ids") as info:
+        nn.Serial(emb)(np.zeros(2, np.float32))
+    assert isinstance(info.value, pax_trax.LayerError)
+    assert info.value.path == ["Serial[0]", "Embedding_10_3"]
+    with pytest.raises(ValueError, match="not initialized"):
+        nn.Dense(2)(np.zeros((1, 2), np.float32))
+
+
+def test_zero_input_layers_called_plainly_and_in_serial():
+    seq = nn.RngSeq(seed=0)
+    new_seq, key = pax_trax.purecall(seq)
+    assert key.shape == (2,) and not np.array_equal(new_seq.rng_key, seq.rng_key)
+    const = nn.Fn("Const", lambda: jnp.ones(2))
+    assert const.n_in == 0
+    np.testing.assert_array_equal(const(), np.ones(2))
+    np.testing.assert_array_equal(nn.Serial(const)(()), np.ones(2))
