@@ -34,11 +34,11 @@ from pax_trax.nn.combinators import (
     Gate,
     Multiply,
     Parallel,
-    Scan,
     Select,
     Serial,
     Split,
 )
+from pax_trax.nn.control import Scan
 from pax_trax.nn.core import Dense, Dropout
 from pax_trax.nn.linear import Linear
 

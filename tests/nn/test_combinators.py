@@ -11,14 +11,11 @@ from jax.test_util import check_grads
 import pax_trax
 from pax_trax.core.shapes import ShapeDtype
 from pax_trax.nn.base import Fn
+from pax_trax.nn.control import BatchLeadingAxes, Cache, Chunk, Cond, Scan
 from pax_trax.nn.combinators import (
     Add,
-    BatchLeadingAxes,
     Branch,
-    Cache,
-    Chunk,
     Concatenate,
-    Cond,
     Drop,
     Dup,
     FlattenList,
@@ -26,7 +23,6 @@ from pax_trax.nn.combinators import (
     Multiply,
     Parallel,
     Residual,
-    Scan,
     Select,
     Serial,
     SerialWithSideOutputs,

@@ -9,12 +9,11 @@ from jax.test_util import check_grads
 import pax_trax
 from pax_trax.core.errors import LayerError, StateChangeError
 from pax_trax.nn.combinators import Serial
+from pax_trax.nn.pax_modules import EMA, Embed
 from pax_trax.nn.core import (
-    EMA,
     ArgMax,
     Dense,
     Dropout,
-    Embed,
     Embedding,
     Flatten,
     LocallyConnected1d,
