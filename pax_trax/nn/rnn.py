@@ -222,7 +222,10 @@ def _make_zero_state(depth_multiplier, x):
             "Layer input should be a rank 3 tensor representing (batch_size, "
             f"sequence_length, feature_depth); instead got shape {tuple(x.shape)}."
         )
-    return jnp.zeros((x.shape[0], depth_multiplier * x.shape[-1]), dtype=jnp.float32)
+    # Zeros in the input's float dtype, so a scan's carry keeps one dtype
+    # (Trax always uses float32, which breaks bfloat16 or float64 inputs).
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+    return jnp.zeros((x.shape[0], depth_multiplier * x.shape[-1]), dtype=dtype)
 
 
 def MakeZeroState(depth_multiplier=1):
