@@ -119,13 +119,53 @@ def bench_causal_attention(quick, repeats):
 
 
 # ---------------------------------------------------------------------------
-# LSTM vs Flax: to be added (bench_lstm). Register it in BENCHMARKS below with the
-# same signature: bench_lstm(quick: bool, repeats: int) -> result dict from compare().
+# LSTM vs flax.linen.RNN(flax.linen.LSTMCell)
+
+
+def bench_lstm(quick, repeats):
+    import flax.linen as fnn
+
+    from pax_trax.nn.rnn import LSTM
+
+    batch, length, d = (2, 64, 128) if quick else (2, 256, 512)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, length, d)), jnp.float32)
+
+    ours = LSTM(d, mode="eval").init(x, jax.random.PRNGKey(0))
+    ours_params = ours.parameters()
+    cell = [m for m in ours.modules() if type(m).__name__ == "LSTMCell"][0]
+    # Our cell: [x, h] @ w + b, gates in Trax's order i, j(=g), f, o.
+    # Flax's cell: separate input/hidden kernels per gate, biases on the hidden side.
+    w, b = np.asarray(cell.w), np.asarray(cell.b)
+    wx, wh = w[:d], w[d:]
+    flax_cell = {}
+    for k, gate in enumerate(["i", "g", "f", "o"]):
+        cols = slice(k * d, (k + 1) * d)
+        flax_cell["i" + gate] = {"kernel": wx[:, cols]}
+        flax_cell["h" + gate] = {"kernel": wh[:, cols], "bias": b[cols]}
+    flax_params = {"params": {"cell": flax_cell}}
+    flax_model = fnn.RNN(fnn.LSTMCell(features=d))
+
+    def ours_loss(params, x):
+        y = ours.update_parameters(params)(x)
+        return jnp.mean(y * y)
+
+    def flax_loss(params, x):
+        y = flax_model.apply(params, x)
+        return jnp.mean(y * y)
+
+    ours_step = jax.jit(jax.value_and_grad(ours_loss, argnums=(0, 1)))
+    flax_step = jax.jit(jax.value_and_grad(flax_loss, argnums=(0, 1)))
+    (l1, _), (l2, _) = ours_step(ours_params, x), flax_step(flax_params, x)
+    if not np.allclose(float(l1), float(l2), rtol=1e-4):
+        raise AssertionError(f"pax_trax and Flax disagree: loss {float(l1)} vs {float(l2)}")
+
+    name = f"LSTM b{batch} l{length} d{d}"
+    return compare(name, (ours_step, (ours_params, x)), (flax_step, (flax_params, x)), repeats)
 
 
 BENCHMARKS = {
     "causal_attention": bench_causal_attention,
-    # "lstm": bench_lstm,
+    "lstm": bench_lstm,
 }
 
 

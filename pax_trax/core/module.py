@@ -291,6 +291,20 @@ class Module:
                 changes[fname] = _map_modules_in(value, Module.parameters)
         return self._replace_unchecked(changes) if changes else self
 
+    def states(self) -> "Module":
+        """The complement of `parameters()`: every parameter leaf set to None.
+
+        `model.states().update_parameters(model.parameters())` rebuilds
+        `model`; loops (`lax.scan`) carry `states()` and close over the
+        parameters, which stay constant.
+        """
+        changes = {n: None for n in self._pt_params}
+        for fname in self._pt_submodules:
+            value = self.__dict__[fname]
+            if value is not None:
+                changes[fname] = _map_modules_in(value, Module.states)
+        return self._replace_unchecked(changes) if changes else self
+
     def update_parameters(self, params: "Module") -> "Module":
         """Returns this module with its parameters taken from `params`.
 

@@ -14,6 +14,7 @@ from jax import lax
 
 from pax_trax.core import shapes as shapes_lib
 from pax_trax.core.module import Module, state, static, submodule
+from pax_trax.core.errors import in_sublayer
 from pax_trax.nn.base import (
     PureLayer,
     call_sublayer,
@@ -140,19 +141,39 @@ class Scan(Module):
             )
         label = f"{self.name}[0]"
         n_carry, layer0 = self.n_carry, self.layer
+        # The parameters are constants of the loop (closed over); only the
+        # layer's state and the carries are loop-carried. Carrying the weights
+        # too would make XLA copy them through every step.
+        params = layer0.parameters()
         changed = []
+        # Cells may move the input-only part of a step (e.g. x @ W_x for all
+        # time steps at once: one large matmul instead of one per step) out
+        # of the loop; they then compute the rest in `scan_step`.
+        hoisted = hasattr(layer0, "scan_prepare") and hasattr(layer0, "scan_step")
+        if hoisted:
+            with in_sublayer(label, layer0.name):
+                layer0.check_initialized()
+                moved = list(layer0.scan_prepare(tuple(moved)))
 
         def step(c, x_slice):
-            layer, cur = c
-            new_layer, res = call_sublayer(label, layer, from_stack(tuple(x_slice) + tuple(cur)))
+            layer_states, cur = c
+            layer = layer_states.update_parameters(params)
+            step_inputs = from_stack(tuple(x_slice) + tuple(cur))
+            if hoisted:
+                with in_sublayer(label, layer.name):
+                    new_layer, res = layer, layer.scan_step(step_inputs)
+            else:
+                new_layer, res = call_sublayer(label, layer, step_inputs)
             res = outputs_as_tuple(res, layer.n_out, label, layer)
             changed.append(not _state_leaves_identical(layer, new_layer))
             k = len(res) - n_carry
-            return (new_layer, tuple(res[k:])), tuple(res[:k])
+            return (new_layer.states(), tuple(res[k:])), tuple(res[:k])
 
         if self.remat:
             step = jax.checkpoint(step)
-        (new_layer, final_carry), ys = lax.scan(step, (layer0, tuple(carry)), tuple(moved))
+        (new_states, final_carry), ys = lax.scan(
+            step, (layer0.states(), tuple(carry)), tuple(moved))
+        new_layer = new_states.update_parameters(params)
         ys = tuple(
             jnp.moveaxis(y, 0, self.axis if self.axis >= 0 else self.axis % y.ndim) for y in ys
         )

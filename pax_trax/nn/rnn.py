@@ -139,10 +139,31 @@ class LSTMCell(Module):
                 f"(the size this cell was initialized for), got shape {tuple(x.shape)}."
             )
         y = jnp.dot(xh, self.w) + self.b
+        return self._gates_to_state(y, c)
+
+    @staticmethod
+    def _gates_to_state(y, c):
         i, j, f, o = jnp.split(y, 4, axis=-1)
         new_c = c * jax.nn.sigmoid(f) + jax.nn.sigmoid(i) * jnp.tanh(j)
         new_h = jnp.tanh(new_c) * jax.nn.sigmoid(o)
         return new_h, jnp.concatenate([new_c, new_h], axis=-1)
+
+    # Used by Scan: the input half of the dense map for all steps at once.
+    def scan_prepare(self, xs):
+        (x,) = xs
+        d = self.w.shape[0] - self.n_units
+        if x.shape[-1] != d:
+            raise ValueError(
+                f"expected inputs whose last axis has size {d} (the size this cell was "
+                f"initialized for), got shape {tuple(x.shape)}."
+            )
+        return (jnp.dot(x, self.w[:d]) + self.b,)
+
+    def scan_step(self, inputs):
+        xw, lstm_state = to_stack(inputs, 2)
+        c, h = jnp.split(lstm_state, 2, axis=-1)
+        y = xw + jnp.dot(h, self.w[self.w.shape[0] - self.n_units:])
+        return self._gates_to_state(y, c)
 
 
 class GRUCell(Module):
@@ -212,6 +233,27 @@ class GRUCell(Module):
         y = jnp.dot(jnp.concatenate([x, s], axis=-1), self.w1) + self.b1
         u, r = jnp.split(jax.nn.sigmoid(y), 2, axis=-1)
         c = jnp.dot(jnp.concatenate([x, r * s], axis=-1), self.w2) + self.b2
+        new_s = u * s + (1 - u) * jnp.tanh(c)
+        return new_s, new_s
+
+    # Used by Scan: the input halves of both dense maps for all steps at once.
+    def scan_prepare(self, xs):
+        (x,) = xs
+        d = self.w1.shape[0] - self.n_units
+        if x.shape[-1] != d:
+            raise ValueError(
+                f"expected inputs whose last axis has size {d} (the size this cell was "
+                f"initialized for), got shape {tuple(x.shape)}."
+            )
+        return (jnp.concatenate([jnp.dot(x, self.w1[:d]) + self.b1,
+                                 jnp.dot(x, self.w2[:d]) + self.b2], axis=-1),)
+
+    def scan_step(self, inputs):
+        xw, s = to_stack(inputs, 2)
+        d = self.w1.shape[0] - self.n_units
+        xw1, xw2 = xw[..., : 2 * self.n_units], xw[..., 2 * self.n_units:]
+        u, r = jnp.split(jax.nn.sigmoid(xw1 + jnp.dot(s, self.w1[d:])), 2, axis=-1)
+        c = xw2 + jnp.dot(r * s, self.w2[d:])
         new_s = u * s + (1 - u) * jnp.tanh(c)
         return new_s, new_s
 

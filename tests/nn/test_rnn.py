@@ -329,3 +329,19 @@ def test_conv_gru_cell_shapes_and_gating():
     assert np.all(np.abs(out) <= np.maximum(np.abs(s), 1.0) + 1e-6)
     _, train_out = pax_trax.purecall(cell.train(), s)
     assert train_out.shape == s.shape
+
+
+@pytest.mark.parametrize("make", [LSTM, GRU])
+def test_layers_equal_a_python_loop_over_the_cell(make):
+    # Scan hoists the input projection out of the loop (scan_prepare/scan_step);
+    # the result must equal running the cell's own forward step by step.
+    x = _normal(40, (2, 5, 3))
+    layer = make(3, mode="eval").init(x, jax.random.PRNGKey(1))
+    cell = [m for m in layer.modules() if isinstance(m, (LSTMCell, GRUCell))][0]
+    depth = 2 * 3 if make is LSTM else 3
+    state = np.zeros((2, depth), np.float32)
+    outputs = []
+    for t in range(5):
+        y, state = cell((x[:, t], state))
+        outputs.append(y)
+    np.testing.assert_allclose(layer(x), np.stack(outputs, axis=1), rtol=1e-5, atol=1e-6)
