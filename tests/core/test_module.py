@@ -270,3 +270,13 @@ def test_repr_during_construction_does_not_fail():
             self.size = size
 
     assert repr(Checked(3)) == "Checked"
+
+
+def test_states_is_the_complement_of_parameters():
+    model = nn.Serial(nn.Dense(3), nn.BatchNorm(axis=(0,))).init(np.ones((4, 2), np.float32))
+    states = model.states()
+    assert states.layers[0].w is None and states.layers[1].gamma is None
+    assert states.layers[1].running_mean is model.layers[1].running_mean
+    rebuilt = states.update_parameters(model.parameters())
+    for a, b in zip(jax.tree_util.tree_leaves(rebuilt), jax.tree_util.tree_leaves(model)):
+        assert a is b
