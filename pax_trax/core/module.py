@@ -159,11 +159,11 @@ class Module:
             d = module.__dict__
             return tuple(zip(dynamic_keys, get_dynamic(d))), get_static(d)
 
+        all_names = dynamic_names + static_names
+
         def unflatten(aux, children):
             obj = new(cls)
-            d = obj.__dict__
-            d.update(zip(dynamic_names, children))
-            d.update(zip(static_names, aux))
+            obj.__dict__.update(zip(all_names, (*children, *aux)))
             return obj
 
         register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
