@@ -15,6 +15,16 @@ from pax_trax.core.module import Module, static
 __all__ = ["Fn", "PureLayer", "to_stack", "from_stack", "call_sublayer", "init_sublayer"]
 
 
+MODES = ("train", "eval", "predict")
+
+
+def check_mode(mode, layer):
+    """Validates a `mode` constructor argument."""
+    if mode not in MODES:
+        raise ValueError(f"{layer}: mode must be one of {MODES}, got {mode!r}.")
+    return mode
+
+
 def to_stack(inputs, n):
     """The inputs of an `n`-input layer as a tuple (the stack's top items)."""
     if n == 1:

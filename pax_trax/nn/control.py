@@ -16,6 +16,7 @@ from pax_trax.core import shapes as shapes_lib
 from pax_trax.core.module import Module, state, static, submodule
 from pax_trax.core.errors import in_sublayer
 from pax_trax.nn.base import (
+    check_mode,
     PureLayer,
     call_sublayer,
     from_stack,
@@ -33,12 +34,6 @@ def _state_leaves_identical(old, new):
     """True when `new`'s state leaves are the very objects in `old` (trace-time test)."""
     a, b = old.state_leaves(), new.state_leaves()
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
-
-
-def _check_mode(mode, layer):
-    if mode not in ("train", "eval", "predict"):
-        raise ValueError(f"{layer}: mode must be 'train', 'eval' or 'predict', got {mode!r}.")
-    return mode
 
 
 def _check_layer(obj, who):
@@ -98,7 +93,7 @@ class Scan(Module):
         self.axis = int(axis)
         self.n_carry = n_carry
         self.remat = bool(remat)
-        self.mode = _check_mode(mode, "Scan")
+        self.mode = check_mode(mode, "Scan")
         self.n_in = layer.n_in
         self.n_out = layer.n_out
         self.name = "Scan"
@@ -354,7 +349,7 @@ class Cache(Module):
 
     def __init__(self, layer, mode="predict"):
         self.layer = _check_layer(layer, "Cache")
-        self.mode = _check_mode(mode, "Cache")
+        self.mode = check_mode(mode, "Cache")
         self.n_in = layer.n_in
         self.n_out = layer.n_out
         self.name = "Cache"

@@ -19,7 +19,7 @@ import numpy as np
 
 from pax_trax.core.module import Module, param, state, static
 from pax_trax.nn import initializers as init
-from pax_trax.nn.base import Fn, PureLayer, to_stack
+from pax_trax.nn.base import Fn, PureLayer, check_mode, to_stack  # noqa: F401 (check_mode re-exported)
 
 __all__ = [
     "Dense",
@@ -52,13 +52,6 @@ __all__ = [
     "logsoftmax_sample",
 ]
 
-_MODES = ("train", "eval", "predict")
-
-
-def check_mode(mode, layer):
-    if mode not in _MODES:
-        raise ValueError(f"{layer}: mode must be one of {_MODES}, got {mode!r}.")
-    return mode
 
 
 def _check_positive_int(layer, label, value):
