@@ -43,17 +43,13 @@ import numpy as np
 from jax.tree_util import GetAttrKey, register_pytree_with_keys
 
 from pax_trax.core import shapes as shapes_lib
-from pax_trax.core.errors import (
-    FrozenModuleError,
-    LayerError,
-    StateChangeError,
-    at_top,
-)
+from pax_trax.core.errors import FrozenModuleError, StateChangeError, at_top
 
 __all__ = [
     "Module",
     "param",
     "state",
+    "rng_state",
     "static",
     "submodule",
     "purecall",
@@ -67,12 +63,13 @@ _KINDS = ("param", "state", "submodule", "static")
 class Field:
     """A declared field of a Module class; see `param`, `state`, `submodule`, `static`."""
 
-    __slots__ = ("kind", "default", "name")
+    __slots__ = ("kind", "default", "name", "is_rng")
 
-    def __init__(self, kind, default):
+    def __init__(self, kind, default, is_rng=False):
         self.kind = kind
         self.default = default
         self.name = None
+        self.is_rng = is_rng
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -89,6 +86,11 @@ def param(default=None) -> Any:
 def state(default=None) -> Any:
     """Declares a non-trainable array field (statistics, RNG keys, counters, caches)."""
     return Field("state", default)
+
+
+def rng_state(default=None) -> Any:
+    """Declares a state field holding a PRNG key; `Module.reseed(key)` replaces it."""
+    return Field("state", default, is_rng=True)
 
 
 def submodule(default=_MISSING) -> Any:
@@ -124,6 +126,7 @@ class Module:
     _pt_params: tuple = ()
     _pt_states: tuple = ()
     _pt_submodules: tuple = ()
+    _pt_rngs: tuple = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -139,6 +142,7 @@ class Module:
         cls._pt_params = tuple(n for n, f in fields.items() if f.kind == "param")
         cls._pt_states = tuple(n for n, f in fields.items() if f.kind == "state")
         cls._pt_submodules = tuple(n for n, f in fields.items() if f.kind == "submodule")
+        cls._pt_rngs = tuple(n for n, f in fields.items() if f.is_rng)
         cls._pt_dynamic = cls._pt_params + cls._pt_states + cls._pt_submodules
         cls._pt_static = tuple(n for n, f in fields.items() if f.kind == "static")
 
@@ -312,6 +316,36 @@ class Module:
         gradient, or an optax update); state is kept from `self`.
         """
         return _update_parameters(self, params, self.name)
+
+    def reseed(self, key) -> "Module":
+        """A copy whose RNG keys (fields declared with `rng_state()`) derive from `key`.
+
+        Each key becomes `fold_in(key, i)` for the i-th initialized RNG field
+        in a fixed order, so a step that reseeds from `fold_in(seed, step)`
+        is a pure function of its inputs, and data-parallel replicas get
+        different dropout masks from `fold_in(key, device_index)`.
+
+        >>> import jax, numpy as np, pax_trax.nn as nn
+        >>> m = nn.Serial(nn.Dropout(0.5), nn.Dropout(0.5)).init(np.zeros(3))
+        >>> a = m.reseed(jax.random.PRNGKey(7))
+        >>> bool((a.layers[0].rng != a.layers[1].rng).any())
+        True
+        """
+        counter = iter(range(1 << 30))
+
+        def fresh(old):
+            new = jax.random.fold_in(key, next(counter))
+            if jnp.issubdtype(new.dtype, jax.dtypes.prng_key) and not jnp.issubdtype(
+                    old.dtype, jax.dtypes.prng_key):
+                new = jax.random.key_data(new)
+            return new
+
+        def reseed_one(m):
+            d = m.__dict__
+            changes = {n: fresh(d[n]) for n in m._pt_rngs if d[n] is not None}
+            return m._replace_unchecked(changes) if changes else m
+
+        return self.map_modules(reseed_one)
 
     def state_leaves(self):
         """The state leaves of the whole tree, in a fixed order."""

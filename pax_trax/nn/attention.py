@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pax_trax.core.module import Module, state, static, submodule
+from pax_trax.core.module import Module, rng_state, state, static, submodule
 from pax_trax.core.shapes import ShapeDtype
 from pax_trax.nn import combinators as cb
 from pax_trax.nn.base import Fn, call_sublayer, init_sublayer, to_stack
@@ -212,7 +212,7 @@ class DotProductAttention(_DropoutRngMixin, Module):
 
     dropout = static()
     mode = static(default="train")
-    rng = state()
+    rng = rng_state()
 
     def __new__(cls, *args, **kwargs):
         # The layer takes at most (dropout, mode); the function takes 7 arguments.
@@ -257,7 +257,7 @@ class PureAttention(_DropoutRngMixin, Module):
     n_heads = static()
     dropout = static()
     mode = static(default="train")
-    rng = state()
+    rng = rng_state()
 
     def __init__(self, n_heads=1, dropout=0.0, mode="train"):
         if not isinstance(n_heads, (int, np.integer)) or n_heads <= 0:
@@ -300,7 +300,7 @@ class DotProductCausalAttention(_DropoutRngMixin, Module):
     dropout = static()
     max_inference_length = static()
     mode = static(default="train")
-    rng = state()
+    rng = rng_state()
     cache_keys = state()
     cache_values = state()
     cache_index = state()

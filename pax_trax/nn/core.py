@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pax_trax.core.module import Module, param, state, static
+from pax_trax.core.module import Module, param, rng_state, state, static
 from pax_trax.nn import initializers as init
 from pax_trax.nn.base import Fn, PureLayer, check_mode, to_stack  # noqa: F401 (check_mode re-exported)
 
@@ -189,7 +189,7 @@ class Dropout(Module):
     rate = static()
     shared_axes = static(default=())
     mode = static(default="train")
-    rng = state()
+    rng = rng_state()
 
     def __init__(self, rate=0.0, shared_axes=None, mode="train"):
         if not 0.0 <= rate < 1.0:
@@ -379,7 +379,7 @@ class RandomUniform(Module):
     shape = static()
     dtype = static()
     sync = static()
-    rng = state()
+    rng = rng_state()
 
     def __init__(self, min_val=0.0, max_val=1.0, shape=(), dtype=jnp.float32, sync=False):
         self.min_val = float(min_val)

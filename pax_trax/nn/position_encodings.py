@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pax_trax.core.module import Module, param, state, static
+from pax_trax.core.module import Module, param, rng_state, state, static
 from pax_trax.nn import initializers as init
 from pax_trax.nn.core import check_mode
 
@@ -62,7 +62,7 @@ class PositionalEncoding(Module):
     mode = static(default="train")
     w = param()
     ff = param()
-    rng = state()
+    rng = rng_state()
     position = state()
 
     def __init__(self, max_len=2048, dropout=0.0, dropout_broadcast_dims=(-2,),

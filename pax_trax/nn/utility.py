@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from pax_trax.core.module import Module, state, stateful, static, submodule
+from pax_trax.core.module import Module, rng_state, stateful, static, submodule
 from pax_trax.nn.base import call_sublayer, init_sublayer
 from pax_trax.nn.core import Dropout
 
@@ -117,7 +117,7 @@ class RngSeq(Module):
     >>> seq, (k1, k2) = pax_trax.purecall(seq.next_rng_key, 2)
     """
 
-    rng_key = state()
+    rng_key = rng_state()
 
     def __init__(self, seed=None, rng_key=None):
         if rng_key is None:

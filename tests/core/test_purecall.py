@@ -108,3 +108,18 @@ def test_forward_with_state_must_return_pair():
 
     with pytest.raises(pax_trax.LayerError, match=r"must return \(new_module, outputs\)"):
         Broken()(np.ones(2))
+
+
+def test_reseed_replaces_every_rng_key_deterministically():
+    model = nn.Serial(nn.Dense(3), nn.Dropout(0.5), nn.Serial(nn.Dropout(0.5))).init(
+        np.zeros((2, 4), np.float32))
+    a = model.reseed(jax.random.PRNGKey(1))
+    b = model.reseed(jax.random.PRNGKey(1))
+    c = model.reseed(jax.random.PRNGKey(2))
+    keys_a = [a.layers[1].rng, a.layers[2].layers[0].rng]
+    np.testing.assert_array_equal(keys_a[0], b.layers[1].rng)
+    assert not np.array_equal(keys_a[0], keys_a[1])  # each field gets its own key
+    assert not np.array_equal(keys_a[0], c.layers[1].rng)
+    assert keys_a[0].dtype == model.layers[1].rng.dtype  # raw keys stay raw
+    assert a.layers[0].w is model.layers[0].w  # parameters untouched
+    assert nn.Dropout._pt_rngs == ("rng",) and nn.BatchNorm._pt_rngs == ()
