@@ -142,6 +142,8 @@ from pax_trax.nn.attention import (  # noqa: F401
     PaddingMask,
     EncoderDecoderMask,
     PositionalEncoding,
+)
+from pax_trax.nn.multi_head_attention import (  # noqa: F401
     MultiHeadAttention,
 )
 from pax_trax.nn.position_encodings import (  # noqa: F401

@@ -20,13 +20,13 @@ from pax_trax.nn.attention import (
     DotProductCausalAttention,
     EncoderDecoderMask,
     MergeHeads,
-    MultiHeadAttention,
     PaddingMask,
     PureAttention,
     ShiftRight,
     SplitIntoHeads,
 )
 from pax_trax.nn.combinators import Serial
+from pax_trax.nn.multi_head_attention import MultiHeadAttention
 from pax_trax.nn.core import Dense
 from pax_trax.nn.position_encodings import PositionalEncoding, sinusoidal_table
 
