@@ -27,6 +27,24 @@ files (`output_dir/train`, `output_dir/eval`), and at the end of `run` a PNG
 of the training curves; a Loop built on an `output_dir` holding a checkpoint
 continues from it, consuming the same batches, so an interrupted run and an
 uninterrupted one give the same losses.
+
+Data parallelism (`pax_trax.supervised.distributed`). `n_devices=N` (per
+process; None means 1, i.e. no data parallelism, unlike Trax's default of all
+devices) trains on a 1-D ``'batch'`` mesh of N devices: the model and the
+optimizer states are replicated on every device, every batch is split along
+axis 0 (its size must be divisible by N), and each step is one jitted
+function of the *global* batch, so XLA averages the gradients across devices
+and the step equals the single-device step on the same batch up to float
+summation order (mean and weighted-mean losses, BatchNorm statistics over the
+global batch, dropout masks). Under `jax.distributed` (several processes,
+started with `distributed.initialize`) the mesh spans the N first devices of
+every process; each process runs the same Loop, and each process's TrainTask
+(and EvalTask) yields its own shard of every global batch: process ``i`` of
+``P`` gives rows ``i*b:(i+1)*b`` of a global batch of ``P*b`` rows, as in
+Trax. All processes compute the same (replicated) metrics; only process 0
+(`Loop.is_chief`) prints, writes TensorBoard files, plots and checkpoints.
+Checkpoints hold plain host arrays and are restored onto the mesh, so they
+move freely between single- and multi-device runs.
 """
 
 from __future__ import annotations
@@ -45,6 +63,7 @@ from pax_trax.core.module import Module
 from pax_trax.core.summary import count_parameters
 from pax_trax.nn.combinators import Serial
 from pax_trax.supervised import checkpoints as ckpt_lib
+from pax_trax.supervised import distributed
 from pax_trax.supervised import logs as logs_lib
 from pax_trax.supervised.train_step import make_train_step
 
@@ -182,6 +201,12 @@ class Loop:
     eval metric; the checkpoint with the lowest/highest value is kept as
     `model_lowest_<name>.ckpt` / `model_highest_<name>.ckpt`.
 
+    `n_devices` is the number of devices of this process to train on
+    data-parallel (default None: 1). With more than one device in all (N > 1,
+    or several processes under `jax.distributed`), the model and optimizer
+    states live replicated on a ``'batch'`` mesh (`Loop.mesh`) and every
+    batch is split over it; see the module docstring.
+
     An uninitialized `model` is initialized from the first batch's
     signature, as Trax does; an initialized one is trained as it is.
     """
@@ -201,10 +226,17 @@ class Loop:
         elif isinstance(eval_tasks, EvalTask):
             eval_tasks = [eval_tasks]
         eval_tasks = list(eval_tasks)
-        if n_devices not in (None, 1):
+        n_local = len(jax.local_devices())
+        if n_devices is not None and (isinstance(n_devices, bool) or not isinstance(
+                n_devices, (int, np.integer)) or n_devices < 1):
+            raise ValueError(f"Loop: n_devices must be a positive int or None, got {n_devices!r}.")
+        n_devices = 1 if n_devices is None else int(n_devices)
+        if n_devices > n_local:
             raise ValueError(
-                f"Loop: n_devices={n_devices}: data-parallel training over several devices "
-                "is not implemented yet; use n_devices=None or 1."
+                f"Loop: n_devices={n_devices}, but this process has only {n_local} "
+                f"{jax.default_backend()} device(s). On CPU, XLA_FLAGS="
+                f"--xla_force_host_platform_device_count={n_devices} (set before JAX starts) "
+                "gives more."
             )
         metric_names = {name for t in eval_tasks for name in t.metric_names}
         for label, metric in (("checkpoint_low_metric", checkpoint_low_metric),
@@ -235,14 +267,19 @@ class Loop:
         self._history = logs_lib.History()
         self._data_positions = [0] * len(tasks)
         self._best = {}
+        self._n_devices = n_devices
+        # No mesh on a single device: the Loop then runs exactly as it always has.
+        self._mesh = (distributed.data_parallel_mesh(n_devices)
+                      if n_devices * jax.process_count() > 1 else None)
 
         model = self._initialize(model, first)
-        self._model = model
         self._eval_model_template = eval_model
-        self._opt_states = [t.optimizer.init(model.parameters()) for t in tasks]
+        opt_states = [t.optimizer.init(model.parameters()) for t in tasks]
         for i, task in enumerate(tasks):
             if task.lr_schedule is not None:
-                self._check_schedulable(i, self._opt_states[i])
+                self._check_schedulable(i, opt_states[i])
+        self._model = self._replicate(model)
+        self._opt_states = [self._replicate(s) for s in opt_states]
         self._train_steps = [self._make_step(t, loss_chunk_size) for t in tasks]
         self._eval_fns = [self._make_eval(t) for t in eval_tasks]
         self._callbacks = [cb(self) for cb in (callbacks or [])]
@@ -288,7 +325,12 @@ class Loop:
                 opt_state = opt_state._replace(hyperparams=hp)
             return train_step(model, opt_state, batch, key)
 
-        return jax.jit(step_fn)
+        if self._mesh is None:
+            return jax.jit(step_fn)
+        rep = distributed.replicated_sharding(self._mesh)
+        data = distributed.batch_sharding(self._mesh)
+        return jax.jit(step_fn, in_shardings=(rep, rep, data, rep, rep),
+                       out_shardings=(rep, rep, rep))
 
     def _make_eval(self, eval_task):
         metrics = eval_task.metrics
@@ -300,7 +342,23 @@ class Loop:
                 values.append(model_with_metric(_as_stack(batch, model_with_metric.n_in)))
             return values
 
-        return jax.jit(eval_fn)
+        if self._mesh is None:
+            return jax.jit(eval_fn)
+        rep = distributed.replicated_sharding(self._mesh)
+        return jax.jit(eval_fn, in_shardings=(rep, distributed.batch_sharding(self._mesh)),
+                       out_shardings=rep)
+
+    def _replicate(self, tree):
+        """`tree` replicated over the mesh (unchanged without one)."""
+        if self._mesh is None:
+            return tree
+        return distributed.replicate(tree, self._mesh)
+
+    def _shard(self, batch, what="batch"):
+        """This process's `batch` as global arrays split over the mesh (unchanged without one)."""
+        if self._mesh is None:
+            return batch
+        return distributed.shard_batch(batch, self._mesh, what)
 
     # ------------------------------------------------------------ properties
 
@@ -344,7 +402,13 @@ class Loop:
 
     @property
     def n_devices(self):
-        return 1
+        """The number of this process's devices the Loop trains on."""
+        return self._n_devices
+
+    @property
+    def mesh(self):
+        """The data-parallel ``'batch'`` mesh, or None when training on one device."""
+        return self._mesh
 
     @property
     def is_chief(self):
@@ -426,9 +490,12 @@ class Loop:
         task = self._tasks[task_index]
         batch = task.next_batch()
         self._data_positions[task_index] += 1
+        key, step_array = self._step_key(step), jnp.asarray(step, jnp.int32)
+        if self._mesh is not None:
+            batch = self._shard(batch, f"TrainTask {task_index} batch")
+            key, step_array = self._replicate((key, step_array))
         model, opt_state, metrics = self._train_steps[task_index](
-            self._model, self._opt_states[task_index], batch, self._step_key(step),
-            jnp.asarray(step, jnp.int32))
+            self._model, self._opt_states[task_index], batch, key, step_array)
         loss = float(metrics["loss"])
         if not np.isfinite(loss):
             raise FloatingPointError(
@@ -457,12 +524,12 @@ class Loop:
 
     def run_evals(self):
         """Runs every EvalTask on the current weights and records the averages."""
-        model = self.eval_model
+        model = self._replicate(self.eval_model)
         results = {}
         for task, eval_fn in zip(self._eval_tasks, self._eval_fns):
             sums = np.zeros(len(task.metrics))
             for _ in range(task.n_eval_batches):
-                values = eval_fn(model, next(task.labeled_data))
+                values = eval_fn(model, self._shard(next(task.labeled_data), "EvalTask batch"))
                 sums += np.asarray([float(v) for v in values])
             for name, total in zip(task.metric_names, sums):
                 value = total / task.n_eval_batches
@@ -494,14 +561,19 @@ class Loop:
             "history": self._history.to_json(),
             "best": self._best,
         }
-        ckpt_lib.save_checkpoint(self._checkpoint_path(basename), self._checkpoint_tree(), metadata)
+        tree = self._checkpoint_tree()
+        if self._mesh is not None:
+            # Replicated arrays: this process's first shard is the whole value, read
+            # without any cross-process computation (only the chief gets here).
+            tree = jax.tree_util.tree_map(_local_copy, tree)
+        ckpt_lib.save_checkpoint(self._checkpoint_path(basename), tree, metadata)
 
     def load_checkpoint(self, directory=None, filename=CHECKPOINT_NAME):
         """Restores the Loop from a checkpoint and fast-forwards the data streams."""
         path = os.path.join(directory or self._output_dir, filename)
         tree, metadata = ckpt_lib.load_checkpoint(path, self._checkpoint_tree())
-        self._model = tree["model"]
-        self._opt_states = list(tree["opt_states"])
+        self._model = self._replicate(tree["model"])
+        self._opt_states = [self._replicate(s) for s in tree["opt_states"]]
         self._step = int(metadata["step"])
         self._random_seed = int(metadata["random_seed"])
         self._history = logs_lib.History.from_json(metadata["history"])
@@ -555,3 +627,9 @@ def _as_stack(batch, n):
         raise ValueError(f"expected a batch of at least {n} items, got {len(items)}.")
     items = items[:n]
     return items[0] if n == 1 else items
+
+
+def _local_copy(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return x.addressable_shards[0].data
+    return x

@@ -166,8 +166,8 @@ def test_several_tasks_alternate_and_callbacks_run():
 
 def test_bad_arguments_are_explained():
     task = training.TrainTask(blob_batches(0), nn.L2Loss(), optax.sgd(0.1))
-    with pytest.raises(ValueError, match="not implemented yet"):
-        training.Loop(classifier(), task, n_devices=2)
+    with pytest.raises(ValueError, match="n_devices=3, but this process has only 2"):
+        training.Loop(classifier(), task, n_devices=3)
     with pytest.raises(TypeError, match="iterator of batches"):
         training.TrainTask([1, 2], nn.L2Loss(), optax.sgd(0.1))
     with pytest.raises(ValueError, match="checkpoint_low_metric='Nope' is not one of"):
