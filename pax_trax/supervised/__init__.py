@@ -5,9 +5,17 @@
 * `training`: TrainTask, EvalTask and the Loop.
 * `checkpoints`: safe, atomic checkpoint files (never executes code on load).
 * `logs`: TensorBoard event files, Trax's log lines, progress bar, curve plots.
+* `distributed`: multi-process set-up (`jax.distributed` with gloo on CPU).
 """
 
-from pax_trax.supervised import checkpoints, logs, lr_schedules, train_step, training
+from pax_trax.supervised import (
+    checkpoints,
+    distributed,
+    logs,
+    lr_schedules,
+    train_step,
+    training,
+)
 from pax_trax.supervised.train_step import (
     LossScaleState,
     init_optimizer_state,
@@ -18,6 +26,7 @@ from pax_trax.supervised.training import EvalTask, Loop, StepCallback, TrainTask
 
 __all__ = [
     "checkpoints",
+    "distributed",
     "logs",
     "lr_schedules",
     "train_step",
