@@ -1,0 +1,333 @@
+"""Batching, padding, bucketing and loss weights (`trax.data.inputs`).
+
+Examples are tuples of arrays (``(inputs, targets)`` or ``(inputs, targets,
+weights)``); a batch is the tuple of the stacked, zero-padded elements. A
+stream of bare arrays (not tuples) is batched into bare arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pax_trax.data._checks import describe, element, example_length, is_example_tuple
+
+
+def Batch(batch_size):  # noqa: N802 (Trax name)
+    """Returns a batching function with given batch size.
+
+    >>> xs, ys = next(Batch(2)(iter([(np.ones(3), 0), (np.ones(2), 1)])))
+    >>> xs.tolist(), ys.tolist()
+    ([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], [0, 1])
+    """
+    _check_batch_size("Batch", batch_size)
+    return lambda g: batch(g, batch_size)
+
+
+def _check_batch_size(where, batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"{where}: expected an int batch_size, got {batch_size!r}.")
+    if batch_size <= 0:
+        raise ValueError(f"{where}: batch size must be positive, but is {batch_size}.")
+
+
+def batch(generator, batch_size):
+    """Batch and pad generator as in tf.data.Dataset.padded_batch.
+
+    Every `batch_size` consecutive examples are padded with zeros to their
+    largest shape (per element) and stacked. A final incomplete batch is
+    dropped, as in Trax.
+
+    >>> b = next(batch(iter([([1, 1, 1], 5), ([1], 6)]), 2))
+    >>> b[0].tolist(), b[1].tolist()
+    ([[1, 1, 1], [1, 0, 0]], [5, 6])
+    """
+    _check_batch_size("batch", batch_size)
+    return _batch(iter(generator), batch_size)
+
+
+def _batch(generator, batch_size):
+    buffer = []
+    for example in generator:
+        buffer.append(example)
+        if len(buffer) == batch_size:
+            yield stack_examples("Batch", buffer)
+            buffer = []
+
+
+def stack_examples(where, examples, boundary=None, strict_pad_on_len=False):
+    """Pads and stacks a list of examples element-wise (tuples) or whole (arrays)."""
+    first = examples[0]
+    if not is_example_tuple(first):
+        for example in examples:
+            if is_example_tuple(example):
+                raise ValueError(
+                    f"{where}: expected every example in a batch to be a bare array like the "
+                    f"first ({describe(first)}), got {describe(example)}."
+                )
+        return _pad_to_max_dims(where, [np.asarray(x) for x in examples], boundary, strict_pad_on_len)
+    width = len(first)
+    for example in examples:
+        if not is_example_tuple(example) or len(example) != width:
+            raise ValueError(
+                f"{where}: expected every example in a batch to be a tuple of {width} like the "
+                f"first ({describe(first)}), got {describe(example)}."
+            )
+    return tuple(
+        _pad_to_max_dims(
+            f"{where} (element {i})",
+            [np.asarray(example[i]) for example in examples],
+            boundary,
+            strict_pad_on_len,
+        )
+        for i in range(width)
+    )
+
+
+def pad_to_max_dims(tensors, boundary=None, strict_pad_on_len=False):
+    """Pad a tuple of tensors to a joint dimension and return their batch.
+
+    A pair of tensors of shape (2, 10) and (3, 9) is padded to (3, 10) and the
+    result has shape (2, 3, 10).
+
+    With `boundary`, each padded dimension is padded to `boundary` if possible,
+    which reduces the number of distinct shapes (and XLA compilations): shapes
+    (8, 10) and (8, 9) with ``boundary=12`` give (8, 12) each. When the boundary
+    is more than twice the longest length, the next power of two is used
+    instead: (2, 10) and (3, 9) with ``boundary=12`` give (4, 12).
+
+    With ``strict_pad_on_len`` (or a list/tuple `boundary`, one entry per
+    dimension, ``None`` for "no rounding"), every dimension is rounded up to a
+    multiple of its boundary.
+
+    Args:
+      tensors: a tuple or list of arrays of equal rank.
+      boundary: int, list of ints, or None.
+      strict_pad_on_len: bool; pad to multiples of `boundary` strictly.
+
+    Returns:
+      The padded tensors stacked along a new leading axis.
+
+    >>> pad_to_max_dims([np.zeros((2, 10)), np.ones((3, 9))], boundary=12).shape
+    (2, 4, 12)
+    """
+    return _pad_to_max_dims("pad_to_max_dims", [np.asarray(t) for t in tensors], boundary, strict_pad_on_len)
+
+
+def _next_power_of_two(n):
+    return 0 if n == 0 else 2 ** math.ceil(math.log2(n))
+
+
+def _pad_to_max_dims(where, tensors, boundary, strict_pad_on_len):
+    if not tensors:
+        raise ValueError(f"{where}: expected at least one tensor to pad, got none.")
+    ndim = tensors[0].ndim
+    if any(t.ndim != ndim for t in tensors):
+        raise ValueError(
+            f"{where}: expected tensors of equal rank to pad together, got shapes "
+            f"{[t.shape for t in tensors]}."
+        )
+
+    if boundary is not None and (strict_pad_on_len or isinstance(boundary, (list, tuple))):
+        boundaries = list(boundary) if isinstance(boundary, (list, tuple)) else [boundary] * ndim
+        if len(boundaries) != ndim:
+            raise ValueError(
+                f"{where}: expected one boundary per dimension, got ndim({ndim}) vs "
+                f"boundary({boundary}), len(boundary) = {len(boundaries)}."
+            )
+        max_lens = [max(t.shape[i] for t in tensors) for i in range(ndim)]
+        # Round every dimension up to a multiple of its boundary.
+        target = [m if not b else b * math.ceil(m / b) for m, b in zip(max_lens, boundaries)]
+    else:
+        target = []
+        for i in range(ndim):
+            max_len = max(t.shape[i] for t in tensors)
+            min_len = min(t.shape[i] for t in tensors)
+            if boundary is None or (max_len == min_len == boundary):
+                target.append(max_len)
+            else:
+                padded_len = max(max_len, boundary)
+                if 2 * max_len < padded_len:  # the boundary would waste > half
+                    padded_len = _next_power_of_two(max_len)
+                target.append(padded_len)
+
+    padded = [
+        np.pad(
+            t,
+            [(0, target[i] - t.shape[i]) for i in range(ndim)],
+            mode="constant",
+            constant_values=t.dtype.type(0),
+        )
+        if t.shape != tuple(target)
+        else t
+        for t in tensors
+    ]
+    return np.stack(padded)
+
+
+def BucketByLength(  # noqa: N802 (Trax name)
+    boundaries, batch_sizes, length_keys=None, length_axis=0, strict_pad_on_len=False
+):
+    """Returns a function for bucketing inputs, see `bucket_by_length`.
+
+    The length of an example is the largest size on `length_axis` among the
+    elements `length_keys` (default ``[0, 1]``).
+
+    >>> stream = iter([(np.ones(3), np.ones(3))] * 2 + [(np.ones(9), np.ones(9))] * 1)
+    >>> [b[0].shape for b in BucketByLength([4, 8], [2, 2, 1])(stream)]
+    [(2, 4), (1, 9)]
+    """
+    length_keys = length_keys or [0, 1]
+    _check_buckets("BucketByLength", boundaries, batch_sizes)
+
+    def length_fn(example):
+        return example_length("BucketByLength", example, length_axis, length_keys)
+
+    return lambda g: bucket_by_length(g, length_fn, boundaries, batch_sizes, strict_pad_on_len)
+
+
+def _check_buckets(where, boundaries, batch_sizes):
+    boundaries, batch_sizes = list(boundaries), list(batch_sizes)
+    if any(b2 < b1 for b1, b2 in zip(boundaries, boundaries[1:])):
+        raise ValueError(f"{where}: expected increasing boundaries, got {boundaries}.")
+    if len(batch_sizes) not in (len(boundaries), len(boundaries) + 1):
+        raise ValueError(
+            f"{where}: expected len(batch_sizes) == len(boundaries) + 1 (the last bucket takes "
+            f"longer examples) or == len(boundaries), got {len(batch_sizes)} batch sizes for "
+            f"{len(boundaries)} boundaries."
+        )
+    for size in batch_sizes:
+        _check_batch_size(where, size)
+
+
+def bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_on_len=False):
+    """Bucket by length, like tf.data.experimental.bucket_by_sequence_length.
+
+    Each example goes to the first bucket whose boundary is >= its length
+    ``length_fn(example)`` (the last bucket, if ``len(batch_sizes) ==
+    len(boundaries) + 1``, is unbounded). When a bucket holds its batch size,
+    its examples are padded to the bucket's boundary (see `pad_to_max_dims`)
+    and yielded as a batch. Incomplete buckets are dropped at the end.
+
+    Args:
+      generator: stream of examples.
+      length_fn: function from an example to its length.
+      boundaries: increasing list of bucket boundaries.
+      batch_sizes: batch size per bucket.
+      strict_pad_on_len: pad lengths to multiples of the boundary.
+
+    Yields:
+      Padded batches, each from one bucket.
+
+    >>> stream = iter([(np.ones(5), np.ones(5))] * 2)
+    >>> next(bucket_by_length(stream, lambda x: len(x[0]), [20], [2], True))[0].shape
+    (2, 20)
+    """
+    _check_buckets("bucket_by_length", boundaries, batch_sizes)
+    return _bucket_by_length(
+        iter(generator), length_fn, list(boundaries), list(batch_sizes), strict_pad_on_len
+    )
+
+
+def _bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_on_len):
+    buckets = [[] for _ in batch_sizes]
+    bounds = boundaries + [math.inf]  # the last bucket is unbounded
+    for example in generator:
+        length = length_fn(example)
+        bucket_idx = next(i for i, b in enumerate(bounds) if length <= b)
+        if bucket_idx >= len(buckets):
+            raise ValueError(
+                f"BucketByLength: example of length {length} is longer than the last boundary "
+                f"{boundaries[-1]} and there is no batch size for an unbounded last bucket "
+                f"(give len(boundaries) + 1 batch sizes); example: {describe(example)}."
+            )
+        buckets[bucket_idx].append(example)
+        if len(buckets[bucket_idx]) == batch_sizes[bucket_idx]:
+            boundary = bounds[bucket_idx]
+            boundary = None if boundary == math.inf else boundary
+            yield stack_examples("BucketByLength", buckets[bucket_idx], boundary, strict_pad_on_len)
+            buckets[bucket_idx] = []
+
+
+def UnBatch():  # noqa: N802 (Trax name)
+    """Returns a function which unbatches.
+
+    >>> [ex[1].tolist() for ex in UnBatch()(iter([(np.zeros((2, 3)), np.array([4, 5]))]))]
+    [4, 5]
+    """
+
+    def _unbatch(generator):
+        for batched in generator:
+            if not is_example_tuple(batched):
+                if np.ndim(batched) < 1:
+                    raise ValueError(
+                        f"UnBatch: expected a batch with a leading axis, got {describe(batched)}."
+                    )
+                yield from batched
+                continue
+            sizes = {np.shape(x)[0] if np.ndim(x) else None for x in batched}
+            if len(sizes) != 1 or None in sizes:
+                raise ValueError(
+                    "UnBatch: expected a tuple of arrays with the same leading (batch) size, "
+                    f"got {describe(batched)}."
+                )
+            for i in range(sizes.pop()):
+                yield tuple(x[i] for x in batched)
+
+    return _unbatch
+
+
+def AddLossWeights(id_to_mask=None):  # noqa: N802 (Trax name)
+    """Returns a function to add loss weights; see `add_loss_weights`.
+
+    >>> x, y, w = next(AddLossWeights(id_to_mask=0)(iter([(np.ones(3), np.array([7, 8, 0]))])))
+    >>> w.tolist()
+    [1.0, 1.0, 0.0]
+    """
+    return lambda g: add_loss_weights(g, id_to_mask=id_to_mask)
+
+
+def add_loss_weights(generator, id_to_mask=None):
+    """Add weights to inputs without weights and masks by id if requested.
+
+    * ``(inputs, targets)`` becomes ``(inputs, targets, weights)`` with float32
+      weights of ones shaped like ``targets``;
+    * with `id_to_mask`, the weights of ``(inputs, targets, weights)`` are
+      multiplied by 0 where ``targets == id_to_mask`` (padding), 1 elsewhere.
+
+    Other examples pass unchanged when `id_to_mask` is None, and are an error
+    otherwise (there is no target to mask).
+
+    Args:
+      generator: stream of tuples.
+      id_to_mask: if not None, the int id that marks padding in targets.
+
+    Yields:
+      Examples from the augmented stream.
+
+    >>> next(add_loss_weights(iter([(1, np.array([3, 0]), np.array([0.5, 0.5]))]), 0))[2].tolist()
+    [0.5, 0.0]
+    """
+    for example in generator:
+        if not is_example_tuple(example) or not 2 <= len(example) <= 3:
+            if id_to_mask is not None:
+                raise ValueError(
+                    f"AddLossWeights: cannot mask id {id_to_mask}: expected (inputs, targets) or "
+                    f"(inputs, targets, weights), got {describe(example)}."
+                )
+            yield example
+            continue
+        targets = np.asarray(element("AddLossWeights", example, 1))
+        if len(example) == 2:
+            weights = np.ones_like(targets, dtype=np.float32)
+        else:
+            weights = np.asarray(example[2]).astype(np.float32)
+            if weights.shape != targets.shape and id_to_mask is not None:
+                raise ValueError(
+                    f"AddLossWeights: expected weights shaped like targets {targets.shape}, "
+                    f"got {weights.shape}."
+                )
+        if id_to_mask is not None:
+            weights = weights * (targets != id_to_mask).astype(np.float32)
+        yield (example[0], example[1], weights)
