@@ -569,6 +569,11 @@ class Loop:
             "history": self._history.to_json(),
             "best": self._best,
         }
+        counters = sys.modules.get("pax_trax.data.counters")
+        if counters is not None and counters.data_counters:
+            # A record of `CountAndSkip` positions (Trax saved them beside its
+            # checkpoints). They are not loaded back: see `load_checkpoint`.
+            metadata["data_counters"] = dict(counters.data_counters)
         tree = self._checkpoint_tree()
         if self._mesh is not None:
             # Replicated arrays: this process's first shard is the whole value, read
@@ -577,7 +582,16 @@ class Loop:
         ckpt_lib.save_checkpoint(self._checkpoint_path(basename), tree, metadata)
 
     def load_checkpoint(self, directory=None, filename=CHECKPOINT_NAME):
-        """Restores the Loop from a checkpoint and fast-forwards the data streams."""
+        """Restores the Loop from a checkpoint and fast-forwards the data streams.
+
+        Stream positions are restored by replaying: the batches the
+        checkpointed run consumed are read again and dropped. A stream that
+        contains `pax_trax.data.CountAndSkip` counts them during the replay,
+        so its counters come out right without `load_data_counters` (loading
+        them as well would skip twice). The counters are global to the
+        process: to restart a Loop in the same process, clear
+        ``pax_trax.data.data_counters`` before building the new streams.
+        """
         path = os.path.join(directory or self._output_dir, filename)
         tree, metadata = ckpt_lib.load_checkpoint(path, self._checkpoint_tree())
         self._model = self._replicate(tree["model"])

@@ -176,3 +176,40 @@ def test_bad_arguments_are_explained():
             output_dir="/tmp/unused")
     with pytest.raises(TypeError, match="optax GradientTransformation"):
         training.TrainTask(blob_batches(0), nn.L2Loss(), "adam")
+
+
+def test_restart_with_a_count_and_skip_pipeline_replays_exactly_once(tmp_path):
+    from pax_trax import data
+
+    def examples(_=None):  # a deterministic source of single examples
+        rng = np.random.default_rng(7)
+        while True:
+            y = int(rng.integers(0, 2))
+            x = (rng.normal(size=4) + 1.5 * (2 * y - 1)).astype(np.float32)
+            yield x, np.int32(y), np.float32(1.0)
+
+    def loop(output_dir):
+        stream = data.Serial(examples, data.CountAndSkip("train_examples"), data.Batch(8))()
+        task = training.TrainTask(stream, nn.WeightedCategoryCrossEntropy(), optax.adam(0.02),
+                                  n_steps_per_checkpoint=3)
+        return training.Loop(classifier(), task, output_dir=output_dir, random_seed=1,
+                             stdout=io.StringIO())
+
+    data.data_counters.pop("train_examples", None)
+    straight = loop(None)
+    straight.run(6)
+    reference = [v for _, v in straight.history.get("train", "WeightedCategoryCrossEntropy")]
+
+    data.data_counters.pop("train_examples", None)
+    first = loop(str(tmp_path))
+    first.run(3)
+    metadata = checkpoints.read_metadata(str(tmp_path / training.CHECKPOINT_NAME))
+    assert metadata["data_counters"]["train_examples"] == 3 * 8
+    del first
+    data.data_counters.pop("train_examples", None)  # a same-process restart (see Loop docs)
+    resumed = loop(str(tmp_path))
+    assert resumed.step == 3
+    resumed.run(3)
+    got = [v for _, v in resumed.history.get("train", "WeightedCategoryCrossEntropy")]
+    np.testing.assert_allclose(got, reference, rtol=1e-6)
+    assert data.data_counters["train_examples"] == 6 * 8
