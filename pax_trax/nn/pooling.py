@@ -29,13 +29,16 @@ def _check_padding(padding, owner):
     return padding.upper()
 
 
+# Init values are NumPy constants, not jnp arrays: under jit a jnp array is a
+# tracer, and lax.reduce_window then falls back to a generic reduction that
+# has no transpose rule (AvgPool/MaxPool would not be differentiable).
 def _lowest(dtype):
     if jnp.issubdtype(dtype, jnp.floating):
-        return jnp.array(-jnp.inf, dtype)
+        return np.array(-np.inf, dtype)
     if jnp.issubdtype(dtype, jnp.integer):
-        return jnp.array(jnp.iinfo(dtype).min, dtype)
+        return np.array(jnp.iinfo(dtype).min, dtype)
     if dtype == jnp.bool_:
-        return jnp.array(False)
+        return np.array(False)
     raise TypeError(f"cannot max-pool an array of dtype {np.dtype(dtype).name}.")
 
 
@@ -44,7 +47,7 @@ def _window_max(x, dims, strides, padding):
 
 
 def _window_sum(x, dims, strides, padding):
-    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, dims, strides, padding)
+    return lax.reduce_window(x, np.zeros((), x.dtype), lax.add, dims, strides, padding)
 
 
 def _to_float(x):

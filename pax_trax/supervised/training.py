@@ -56,7 +56,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from pax_trax.core import shapes
 from pax_trax.core.module import Module

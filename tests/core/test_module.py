@@ -7,7 +7,7 @@ import pytest
 
 import pax_trax
 from pax_trax import nn, shapes
-from pax_trax.core.module import Module, param, state, static, submodule
+from pax_trax.core.module import Module, param, state, static
 
 
 class Scale(Module):

@@ -7,7 +7,6 @@ tolerances apply). Layers whose calls change state run through purecall.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads

@@ -88,6 +88,21 @@ def test_pool_grads():
     check_grads(MaxPool((2, 2), (2, 2)), (x,), order=1, modes=["rev"], eps=1e-3)
 
 
+@pytest.mark.parametrize("layer", [MaxPool, SumPool, AvgPool])
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_pool_grads_under_jit(layer, padding):
+    # Regression: a traced reduce_window init value made the VJP fail under jit.
+    x = jnp.asarray(rand((1, 4, 4, 1)))
+    pool = layer((2, 2), (2, 2), padding).init(x)
+    grad = jax.jit(jax.grad(lambda x: pool(x).sum()))(x)
+    np.testing.assert_allclose(grad, jax.grad(lambda x: pool(x).sum())(x), rtol=1e-6)
+    scale = {MaxPool: None, SumPool: 1.0, AvgPool: 0.25}[layer]
+    if scale is not None:  # 2x2 windows, stride 2, no overlap: every input once
+        np.testing.assert_allclose(grad, np.full(x.shape, scale), rtol=1e-6)
+    else:  # one 1 per window, at the window's maximum
+        assert grad.sum() == 4 and set(np.unique(grad).tolist()) == {0.0, 1.0}
+
+
 # --------------------------------------------------------------------- PAX
 
 
