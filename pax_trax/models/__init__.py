@@ -1,0 +1,1 @@
+"""Models with Trax's names and signatures, built from `pax_trax.nn` layers."""
