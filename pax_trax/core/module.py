@@ -429,6 +429,26 @@ class Module:
             raise err from exc
         return module
 
+    def init_from_file(self, file_name, weights_only=False, input_signature=None) -> "Module":
+        """Returns this module initialized from a weights file (Trax's `init_from_file`).
+
+        Reads pax_trax checkpoints and Trax 1.4.1 ``model.pkl.gz`` files
+        (pickles are read without running code from them); see
+        `pax_trax.supervised.weights_file.init_from_file`.
+        ``weights_only=True`` keeps this module's own state (e.g. predict caches).
+
+        >>> import os, tempfile, numpy as np, pax_trax.nn as nn
+        >>> from pax_trax.supervised.checkpoints import save_module
+        >>> path = os.path.join(tempfile.mkdtemp(), 'dense.ckpt')
+        >>> save_module(path, nn.Dense(2).init(np.zeros((1, 3), np.float32)))
+        >>> nn.Dense(2).init_from_file(path, input_signature=np.zeros((1, 3), np.float32)).w.shape
+        (3, 2)
+        """
+        from pax_trax.supervised.weights_file import init_from_file
+
+        return init_from_file(self, file_name, weights_only=weights_only,
+                              input_signature=input_signature)
+
     def init_weights_and_state(self, input_signature, key) -> "Module":
         """Override in layers with weights or state: return an initialized copy."""
         del input_signature, key
