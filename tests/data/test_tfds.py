@@ -1,0 +1,580 @@
+"""pax_trax.data.TFDS and friends on a real TFDS dataset built here from real text.
+
+The dataset: 2,000 of the human-rated movie review snippets shipped in the
+sdist of ``vaderSentiment==3.3.2`` (`tests/data_cache.py` fetches it once with
+pip; the tests skip only if it is not cached and cannot be fetched), every
+fifth line of the file, written by a ``tfds.core.GeneratorBasedBuilder`` with
+``download_and_prepare`` into a temporary data_dir, once as tfrecord (read with
+TensorFlow) and once as array_record (read with ``tfds.data_source``, also in
+a subprocess where TensorFlow cannot be imported). Features: ``id`` (the
+snippet's line in the file), ``text``, ``label`` (score > 0) and ``score``;
+splits ``train`` (1,600) and ``test`` (400). Nothing is downloaded: every
+load passes download=False, or the dataset is prepared.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from pathlib import Path
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from pax_trax import data, nn
+from pax_trax.data import _lazy
+from pax_trax.data import tfds as pt_tfds
+from pax_trax.data.tfds import (
+    TFDS,
+    data_streams,
+    dataset_to_stream,
+    download_and_prepare,
+)
+from pax_trax.supervised.train_step import init_optimizer_state, make_train_step
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "movie_review_snippets"
+TRAIN_ONLY = "movie_review_snippets_train_only"
+N_EXAMPLES, STRIDE = 2000, 5  # every fifth snippet: as many positive as negative
+N_TRAIN, N_TEST = 1600, 400
+N_TRAIN_ONLY = 300
+KEYS = ("id", "text", "label", "score")
+
+
+# ------------------------------------------------------------------ the data
+
+
+def _data_cache(name="pax_trax_tests_data_cache"):
+    """`tests/data_cache.py`, loaded by path (as examples/sentiment_walkthrough.py does)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "data_cache.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def _is_test(position):
+    return position % 5 == 4
+
+
+def _define_builders(tfds, rows):
+    """Builder classes for `rows` (``[(line, text, score)]``), not registered with TFDS:
+    the tests find the prepared datasets by name in their data_dir, as a user would."""
+
+    def features():
+        return tfds.features.FeaturesDict({
+            "id": tfds.features.Scalar(np.int64),
+            "text": tfds.features.Text(),
+            "label": tfds.features.ClassLabel(names=["negative", "positive"]),
+            "score": tfds.features.Scalar(np.float32),
+        })
+
+    def examples(selected):
+        for line, text, score in selected:
+            yield line, {"id": line, "text": text, "label": int(score > 0), "score": score}
+
+    class MovieReviewSnippets(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        """VADER's movie review snippets (Hutto & Gilbert, ICWSM 2014), every fifth."""
+
+        name = NAME
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=features(),
+                                         supervised_keys=("text", "label"))
+
+        def _split_generators(self, dl_manager):
+            del dl_manager  # local data: nothing to download
+            return {"train": self._generate_examples(False), "test": self._generate_examples(True)}
+
+        def _generate_examples(self, test):
+            return examples(row for i, row in enumerate(rows) if _is_test(i) == test)
+
+    class MovieReviewSnippetsTrainOnly(MovieReviewSnippets, skip_registration=True):
+        name = TRAIN_ONLY
+
+        def _split_generators(self, dl_manager):
+            return {"train": examples(rows[:N_TRAIN_ONLY])}
+
+    return MovieReviewSnippets, MovieReviewSnippetsTrainOnly
+
+
+@pytest.fixture(scope="session")
+def rows():
+    cache = _data_cache()
+    try:
+        snippets = cache.movie_review_snippets()
+    except cache.DownloadError as err:
+        pytest.skip(f"the vaderSentiment sdist is not cached and cannot be downloaded: {err}")
+    return [(line, *snippets[line]) for line in range(0, len(snippets), STRIDE)][:N_EXAMPLES]
+
+
+@pytest.fixture(scope="session")
+def dirs(rows, tmp_path_factory):
+    """data_dirs of the prepared datasets: 'tfrecord', 'array_record', 'train_only'."""
+    _lazy.tensorflow("tests")  # imported here, its import-time warnings silenced
+    tfds = _lazy.tensorflow_datasets("tests")
+    full, train_only = _define_builders(tfds, rows)
+    root = tmp_path_factory.mktemp("tfds")
+    made = {}
+    for key, cls, file_format in (("tfrecord", full, "tfrecord"),
+                                  ("array_record", full, "array_record"),
+                                  ("train_only", train_only, "array_record")):
+        made[key] = str(root / key)
+        cls(data_dir=made[key], file_format=file_format).download_and_prepare()
+    return made
+
+
+def take(stream_fn, n):
+    stream = stream_fn()
+    return [next(stream) for _ in range(n)]
+
+
+def ids(examples):
+    return [int(example[0]) for example in examples]
+
+
+def load(dirs, fmt="tfrecord", **kwargs):
+    kwargs.setdefault("keys", KEYS)
+    kwargs.setdefault("download", False)
+    return TFDS(NAME, data_dir=dirs[fmt], **kwargs)
+
+
+def one_pass(dirs, fmt="tfrecord", **kwargs):
+    return list(load(dirs, fmt, repeat=False, **kwargs)())
+
+
+def train_ids(rows):
+    return [line for i, (line, _, _) in enumerate(rows) if not _is_test(i)]
+
+
+# ------------------------------------------------------------ examples, keys
+
+
+def test_eval_examples_are_the_raw_files(dirs, rows):
+    examples = one_pass(dirs, train=False)
+    raw = {line: (text, score) for line, text, score in rows}
+    assert len(examples) == N_TEST
+    assert sorted(ids(examples)) == [line for i, (line, _, _) in enumerate(rows) if _is_test(i)]
+    for line, text, label, score in examples[:50]:
+        assert (type(line), type(text), type(label), type(score)) == (
+            np.int64, bytes, np.int64, np.float32)
+        assert text == raw[line][0].encode("utf-8")
+        assert label == int(raw[line][1] > 0) and score == np.float32(raw[line][1])
+    # The eval stream is the stored order, the same on every call.
+    assert ids(examples) == ids(one_pass(dirs, train=False))
+    assert 0.4 < np.mean([e[2] for e in examples]) < 0.6
+
+
+def test_keys_select_and_order_features(dirs):
+    (label, text), = take(load(dirs, keys=("label", "text"), train=False), 1)
+    first = take(load(dirs, train=False), 1)[0]
+    assert (label, text) == (first[2], first[1])
+    for fmt in ("tfrecord", "array_record"):
+        example = take(load(dirs, fmt, keys=None, train=False), 1)[0]
+        assert isinstance(example, dict) and set(example) == set(KEYS)
+        assert example["text"] == first[1] and example["id"] == first[0]
+
+
+def test_data_source_backend_gives_what_tensorflow_gives(dirs):
+    for train, shuffle in ((False, False), (True, False)):
+        tf_examples = one_pass(dirs, "tfrecord", train=train, shuffle_train=shuffle)
+        ds_examples = one_pass(dirs, "array_record", train=train, shuffle_train=shuffle)
+        types = [tuple(map(type, e)) for e in tf_examples]
+        assert [tuple(map(type, e)) for e in ds_examples] == types
+        assert ds_examples == tf_examples  # same values, same stored order
+    shuffled_tf = one_pass(dirs, "tfrecord")
+    shuffled_ds = one_pass(dirs, "array_record")
+    assert sorted(shuffled_tf) == sorted(shuffled_ds) == sorted(tf_examples)
+    assert ids(shuffled_ds) != ids(tf_examples) and ids(shuffled_tf) != ids(tf_examples)
+
+
+# The subprocess: TensorFlow cannot be imported (as if not installed).
+NO_TENSORFLOW = """
+import importlib.machinery, sys
+BLOCKED = {blocked!r}
+
+class _Blocked(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            return None
+        return super().find_spec(name, path, target)
+
+sys.meta_path[:] = [_Blocked if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
+"""
+
+
+def run_blocked(blocked, code, tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(NO_TENSORFLOW.format(blocked=tuple(blocked)) + textwrap.dedent(code))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, check=False,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def as_json(examples):
+    return [[int(i), t.decode("utf-8"), int(lab), float(s),
+             [type(v).__name__ for v in (i, t, lab, s)]] for i, t, lab, s in examples]
+
+
+def test_without_tensorflow(dirs, tmp_path):
+    code = f"""
+    import json, sys
+    try:
+        import tensorflow
+        sys.exit("tensorflow is importable")
+    except ImportError:
+        pass
+    from pax_trax.data.tfds import TFDS
+    keys = {KEYS!r}
+    out = {{}}
+    for train in (False, True):
+        stream = TFDS({NAME!r}, data_dir={dirs['array_record']!r}, keys=keys, train=train,
+                      download=False, repeat=False)
+        out[str(train)] = [[int(i), t.decode("utf-8"), int(l), float(s),
+                            [type(v).__name__ for v in (i, t, l, s)]] for i, t, l, s in stream()]
+    try:
+        TFDS({NAME!r}, data_dir={dirs['tfrecord']!r}, download=False)
+    except ImportError as err:
+        out["tfrecord_error"] = str(err)
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
+    print(json.dumps(out))
+    """
+    out = run_blocked(["tensorflow"], code, tmp_path)
+    assert out["tensorflow_imported"] is False
+    assert out["False"] == as_json(one_pass(dirs, "tfrecord", train=False))  # same order
+    train = as_json(one_pass(dirs, "tfrecord", train=True))
+    assert sorted(map(str, out["True"])) == sorted(map(str, train))  # same multiset
+    assert out["True"] != train  # (each backend shuffled its own way)
+    assert "pip install 'pax_trax[data]'" in out["tfrecord_error"]
+    assert "array_record" in out["tfrecord_error"] and NAME in out["tfrecord_error"]
+
+
+def test_missing_tfds_names_the_extra(tmp_path):
+    code = """
+    import json, sys
+    import pax_trax.data
+    from pax_trax.data.tfds import TFDS, download_and_prepare
+    messages = []
+    for call in (lambda: TFDS("mnist", data_dir="/nowhere", download=False),
+                 lambda: download_and_prepare("mnist", "/nowhere")):
+        try:
+            call()
+        except ImportError as err:
+            messages.append(str(err))
+    print(json.dumps(messages))
+    """
+    first, second = run_blocked(["tensorflow", "tensorflow_datasets"], code, tmp_path)
+    assert first.startswith(
+        "pax_trax.data.TFDS needs TensorFlow Datasets: pip install 'pax_trax[data]'")
+    assert second.startswith("pax_trax.data.download_and_prepare needs TensorFlow Datasets")
+
+
+def test_import_loads_neither_tensorflow_nor_tfds():
+    code = ("import sys, pax_trax, pax_trax.data, pax_trax.data.tfds; "
+            "print([m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_data_dir_none_is_tfds_default(dirs, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", dirs["array_record"])
+    examples = list(TFDS(NAME, keys=("id",), train=False, download=False, repeat=False)())
+    assert ids(examples) == ids(one_pass(dirs, "array_record", train=False))
+    assert download_and_prepare(NAME, None) == dirs["array_record"]
+
+
+# -------------------------------------------------- repeat, shuffle, splits
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "array_record"])
+def test_train_stream_repeats_and_reshuffles_each_epoch(dirs, rows, fmt):
+    examples = take(load(dirs, fmt, keys=("id",)), 2 * N_TRAIN + 10)
+    epochs = [ids(examples[:N_TRAIN]), ids(examples[N_TRAIN:2 * N_TRAIN])]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == sorted(train_ids(rows))
+    assert epochs[0] != epochs[1]
+    once = list(load(dirs, fmt, keys=("id",), repeat=False)())
+    assert len(once) == N_TRAIN
+    # Eval repeats too (as Trax), in the same order each time.
+    evaluation = ids(take(load(dirs, fmt, keys=("id",), train=False), 2 * N_TEST))
+    assert evaluation[:N_TEST] == evaluation[N_TEST:]
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "array_record"])
+def test_shuffle_is_seeded(dirs, fmt):
+    def first_ids(**kwargs):
+        return ids(take(load(dirs, fmt, keys=("id",), shuffle_buffer_size=256, **kwargs), 300))
+
+    stream = load(dirs, fmt, keys=("id",), shuffle_buffer_size=256)
+    first = ids(take(stream, 300))
+    assert ids(take(stream, 300)) == first  # every call: the same stream
+    assert first_ids() == first
+    assert first_ids(shuffle_seed=1) != first
+    stored = first_ids(shuffle_train=False)
+    assert stored == first_ids(shuffle_train=False) and stored != first
+
+
+def test_unshuffled_train_is_the_stored_order(dirs):
+    stored = ids(one_pass(dirs, "array_record", shuffle_train=False))
+    assert stored == ids(one_pass(dirs, "tfrecord", shuffle_train=False))
+    assert stored != ids(one_pass(dirs, "array_record"))
+
+
+@pytest.mark.parametrize("holdout, n_eval", [(0.1, 160), (100, 100)])
+def test_eval_holdout_size(dirs, rows, holdout, n_eval):
+    for fmt in ("tfrecord", "array_record"):
+        evaluation = one_pass(dirs, fmt, train=False, eval_holdout_size=holdout)
+        train = one_pass(dirs, fmt, eval_holdout_size=holdout)
+        assert (len(evaluation), len(train)) == (n_eval, N_TRAIN - n_eval)
+        assert not set(ids(evaluation)) & set(ids(train))
+        assert sorted(ids(evaluation) + ids(train)) == sorted(train_ids(rows))
+        # The holdout is the end of the stored train split (as Trax's train[-k:]).
+        assert ids(evaluation) == ids(one_pass(dirs, fmt, shuffle_train=False))[-n_eval:]
+
+
+def test_train_only_dataset_needs_a_holdout_to_evaluate(dirs, rows):
+    with pytest.raises(ValueError, match="no 'validation' or 'test' split.*eval_holdout_size"):
+        TFDS(TRAIN_ONLY, data_dir=dirs["train_only"], train=False, download=False)
+    held = TFDS(TRAIN_ONLY, data_dir=dirs["train_only"], keys=("id",), train=False,
+                eval_holdout_size=0.2, download=False, repeat=False)
+    rest = TFDS(TRAIN_ONLY, data_dir=dirs["train_only"], keys=("id",), train=True,
+                eval_holdout_size=0.2, download=False, repeat=False)
+    assert (len(list(held())), len(list(rest()))) == (60, 240)
+    assert sorted(ids(held()) + ids(rest())) == [line for line, _, _ in rows[:N_TRAIN_ONLY]]
+    for bad in (1.0, -1, 300, 0.5j, True):
+        with pytest.raises((ValueError, TypeError), match="eval_holdout_size must be"):
+            TFDS(TRAIN_ONLY, data_dir=dirs["train_only"], train=False, eval_holdout_size=bad,
+                 download=False)
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "array_record"])
+def test_hosts_read_disjoint_parts_that_cover_the_train_split(dirs, rows, fmt):
+    parts = [ids(one_pass(dirs, fmt, host_id=h, n_hosts=3, eval_holdout_size=0.1))
+             for h in range(3)]
+    assert [len(p) for p in parts] == [480, 480, 480]
+    assert sum(len(set(p)) for p in parts) == len(set().union(*parts)) == 1440
+    held = ids(one_pass(dirs, fmt, train=False, eval_holdout_size=0.1, host_id=2, n_hosts=3))
+    assert sorted(held + [i for p in parts for i in p]) == sorted(train_ids(rows))
+    assert len(held) == 160  # eval data is not sharded
+    unsharded = ids(one_pass(dirs, fmt, shuffle_train=False, eval_holdout_size=0.1))
+    assert ids(one_pass(dirs, fmt, shuffle_train=False, host_id=1, n_hosts=3,
+                        eval_holdout_size=0.1)) == unsharded[480:960]
+    for host_id, n_hosts in ((3, 3), (-1, 2)):
+        with pytest.raises(ValueError, match="0 <= host_id < n_hosts"):
+            load(dirs, fmt, host_id=host_id, n_hosts=n_hosts)
+
+
+def test_bytes_and_str(dirs, rows):
+    raw = {line: text for line, text, _ in rows}
+    accented = [line for line, text, _ in rows if not text.isascii()]
+    assert accented
+    for fmt in ("tfrecord", "array_record"):
+        as_bytes = {int(i): t for i, t in one_pass(dirs, fmt, keys=("id", "text"))}
+        as_str = {int(i): t for i, t in one_pass(dirs, fmt, keys=("id", "text"), decode_text=True)}
+        assert all(type(t) is bytes for t in as_bytes.values())
+        assert all(type(t) is str and t == raw[i] for i, t in as_str.items())
+        assert {i: t.decode("utf-8") for i, t in as_bytes.items()} == as_str
+        line = next(i for i in accented if i in as_str)
+        assert as_str[line] == raw[line] and as_bytes[line] == raw[line].encode("utf-8")
+    # Text a preprocessing function already made str stays str.
+    def upper(examples):
+        return ({**e, "text": e["text"].decode().upper()} for e in examples)
+
+    text, = take(load(dirs, "array_record", keys=("text",), train=False,
+                      tfds_preprocess_fn=upper, decode_text=True), 1)[0]
+    assert isinstance(text, str) and text == text.upper()
+
+
+def test_tfds_preprocess_fn(dirs):
+    positive_tf = load(dirs, "tfrecord", keys=("label", "n"), train=False, repeat=False,
+                       tfds_preprocess_fn=lambda ds: ds.filter(lambda e: e["label"] == 1).map(
+                           lambda e: {**e, "n": e["id"] * 2}))
+    positive_ds = load(dirs, "array_record", keys=("label", "n"), train=False, repeat=False,
+                       tfds_preprocess_fn=lambda it: ({**e, "n": e["id"] * 2}
+                                                      for e in it if e["label"] == 1))
+    tf_examples, ds_examples = list(positive_tf()), list(positive_ds())
+    assert tf_examples == ds_examples and 150 < len(tf_examples) < 250
+    assert all(label == 1 for label, _ in tf_examples)
+    with pytest.raises(KeyError, match=r"key 'nope' is not a feature of the examples.*'label'"):
+        load(dirs, "tfrecord", keys=("nope",), tfds_preprocess_fn=lambda ds: ds)
+    stream = load(dirs, "array_record", keys=("nope",), tfds_preprocess_fn=lambda it: it)
+    with pytest.raises(KeyError, match="'nope' is not in the examples made by tfds_preprocess_fn"):
+        next(stream())
+
+
+# --------------------------------------------- data_streams, dataset_to_stream
+
+
+def test_data_streams(dirs, rows):
+    texts = {text.encode("utf-8"): line for line, text, _ in rows}
+    # seed=31: the training stream's random skip (as Trax's, up to 100,000) is 1,609.
+    train, evaluation = data_streams(NAME, dirs["tfrecord"], eval_holdout_size=0.1,
+                                     shuffle_buffer_size=64, seed=31, download=False)
+    first = take(evaluation, 200)
+    text, label = first[0]
+    assert isinstance(text, bytes) and label.dtype == np.int64
+    held = set(ids(one_pass(dirs, train=False, eval_holdout_size=0.1)))
+    assert {texts[t] for t, _ in first} <= held
+    assert take(evaluation, 200) == first  # seeded: the same each call
+    training = take(train, 300)
+    assert not {texts[t] for t, _ in training} & held
+    assert take(train, 300) == training
+    # input_name / target_name select other features.
+    _, test_stream = data_streams(NAME, dirs["tfrecord"], input_name="id", target_name="score",
+                                  seed=31, download=False)
+    line, score = next(test_stream())
+    assert score == np.float32({r[0]: r[2] for r in rows}[int(line)])
+    with pytest.raises(KeyError, match="key 'nope' is not a feature"):
+        data_streams(NAME, dirs["tfrecord"], input_name="nope", download=False)
+    with pytest.raises(ValueError, match="backend='tf' reads datasets stored as tfrecord"):
+        data_streams(NAME, dirs["array_record"], download=False)
+
+
+def test_dataset_to_stream():
+    tf = _lazy.tensorflow("tests")
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ({"image": np.arange(6, dtype=np.uint8).reshape(3, 2), "mask": np.ones((3, 2), np.float32)},
+         np.array([4, 5, 6], np.uint8)))
+    examples = list(dataset_to_stream(dataset, "image"))
+    assert len(examples) == 3 and len(examples[0]) == 3
+    image, target, mask = examples[1]
+    assert image.dtype == np.int32 and image.tolist() == [2, 3]
+    assert target.dtype == np.int32 and target == 5 and mask.tolist() == [1.0, 1.0]
+    with pytest.raises(KeyError, match="input_name 'text' is not in the features"):
+        next(dataset_to_stream(dataset, "text"))
+
+
+# ------------------------------------------------------ download_and_prepare
+
+
+def test_download_and_prepare_leaves_a_prepared_dataset_alone(dirs):
+    info = next(Path(dirs["tfrecord"]).glob(f"{NAME}/*/dataset_info.json"))
+    before = info.stat().st_mtime_ns
+    assert download_and_prepare(NAME, dirs["tfrecord"]) == dirs["tfrecord"]
+    assert info.stat().st_mtime_ns == before
+
+
+_REGISTERED = []
+
+
+def test_download_and_prepare_prepares_a_local_builder(rows, tmp_path):
+    tfds = _lazy.tensorflow_datasets("tests")
+    if not _REGISTERED:  # registered once per process, under a name of its own
+        class PaxTraxLocalSnippets(tfds.core.GeneratorBasedBuilder):
+            VERSION = tfds.core.Version("1.0.0")
+
+            def _info(self):
+                return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+                    {"text": tfds.features.Text()}))
+
+            def _split_generators(self, dl_manager):
+                return {"train": self._generate_examples()}
+
+            def _generate_examples(self):
+                return ((line, {"text": text}) for line, text, _ in rows[:40])
+
+        _REGISTERED.append(PaxTraxLocalSnippets.name)
+    name = _REGISTERED[0]
+    with pytest.raises(FileNotFoundError, match=f"{name}.*not prepared.*download=False"):
+        TFDS(name, data_dir=str(tmp_path), download=False)
+    assert download_and_prepare(name, str(tmp_path)) == str(tmp_path)
+    texts = list(TFDS(name, data_dir=str(tmp_path), keys=("text",), download=False,
+                      repeat=False, decode_text=True)())
+    assert sorted(t for t, in texts) == sorted(text for _, text, _ in rows[:40])
+
+
+def _network_reachable():
+    try:
+        pt_tfds._check_network("mnist", "/tmp", "test")
+        return True
+    except ConnectionError:
+        return False
+
+
+def test_download_offline_fails_fast(tmp_path):
+    if _network_reachable():
+        pytest.skip("the network is reachable: this test checks the offline behaviour")
+    start = time.perf_counter()
+    for call in (lambda: download_and_prepare("mnist", str(tmp_path)),
+                 lambda: TFDS("mnist", data_dir=str(tmp_path), keys=("image",))):
+        with pytest.raises(ConnectionError, match=r"'mnist' is not prepared in .*cannot be reach"):
+            call()
+    assert time.perf_counter() - start < 30
+    assert not list(tmp_path.glob("mnist/*/dataset_info.json"))
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_explained(dirs, tmp_path):
+    with pytest.raises(ValueError, match=r"pax_trax.data.TFDS: no dataset 'no_such_dataset_xyz'"
+                                         r".*data_dir .*download=False"):
+        TFDS("no_such_dataset_xyz", data_dir=str(tmp_path), download=False)
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=f"no dataset '{NAME}'.*{missing}.*download=False"):
+        TFDS(NAME, data_dir=missing, download=False)
+    with pytest.raises(FileNotFoundError,
+                       match=r"'mnist' is not prepared in data_dir .*download=False"):
+        TFDS("mnist", data_dir=str(tmp_path), download=False)
+    with pytest.raises(KeyError, match=r"key 'txt' is not a feature of dataset "
+                                       r"'movie_review_snippets'; "
+                                       r"its features are \['id', 'label', 'score', 'text'\]"):
+        load(dirs, keys=("text", "txt"))
+    with pytest.raises(TypeError, match=r"keys=\('text',\)"):
+        load(dirs, keys="text")
+    with pytest.raises(ValueError, match="backend must be None, 'tf' or 'data_source'"):
+        load(dirs, backend="torch")
+    with pytest.raises(ValueError, match="backend='data_source' reads datasets stored as arr"):
+        load(dirs, "tfrecord", backend="data_source")
+    with pytest.raises(ValueError, match="backend='tf' reads datasets stored as tfrecord"):
+        load(dirs, "array_record", backend="tf")
+
+
+# ----------------------------------------------- the walkthrough, trained on
+
+
+def hashed_words(stream, vocab_size):
+    """A simple local tokenizer: lowercased words hashed to ids 1..vocab_size-1 (0 pads)."""
+    for text, label in stream:
+        words = text.lower().split()
+        yield np.array([zlib.crc32(w) % (vocab_size - 1) + 1 for w in words], np.int32), label
+
+
+def test_walkthrough_pipeline_trains(dirs):
+    vocab_size = 4096
+    pipeline = data.Serial(
+        TFDS(NAME, data_dir=dirs["array_record"], keys=("text", "label"), train=True,
+             download=False),
+        lambda g: hashed_words(g, vocab_size),
+        data.Shuffle(seed=0),
+        data.FilterByLength(max_length=64, length_keys=[0]),
+        data.BucketByLength(boundaries=[16, 32, 64], batch_sizes=[64, 32, 32, 16], length_keys=[0]),
+        data.AddLossWeights(),
+    )
+    batches = pipeline()
+    model = nn.Serial(nn.Embedding(vocab_size, 32), nn.Mean(axis=1), nn.Dense(2))
+    x, y, w = next(batches)
+    assert x.dtype == np.int32 and x.shape in ((32, 16), (32, 32), (16, 64))
+    assert y.shape == (x.shape[0],) and y.dtype == np.int64 and (w == 1).all()
+    model = model.init(x, jax.random.PRNGKey(0))
+    optimizer = optax.adam(0.05)
+    opt_state = init_optimizer_state(optimizer, model)
+    step = jax.jit(make_train_step(nn.WeightedCategoryCrossEntropy(), optimizer))
+    losses = []
+    for _ in range(30):
+        model, opt_state, metrics = step(model, opt_state, next(batches))
+        losses.append(float(metrics["loss"]))
+    assert np.mean(losses[:5]) == pytest.approx(np.log(2), abs=0.1)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05, losses
