@@ -380,6 +380,22 @@ class Module:
         d = self.__dict__
         return [n for n in self._pt_params if d[n] is None]
 
+    def missing_parameters(self) -> list:
+        """Paths of the parameters not created yet, here and below (``[]``: initialized).
+
+        >>> import pax_trax.nn as nn, numpy as np
+        >>> nn.Serial(nn.Relu(), nn.Dense(2)).missing_parameters()
+        ['Serial[1]/Dense_2.w']
+        """
+        return list(self._missing_parameter_paths(self.name))
+
+    def _missing_parameter_paths(self, where):
+        # Overridden where a None parameter is intended (nn.Shared's tied target).
+        for name in self._missing_params():
+            yield f"{where}.{name}"
+        for i, sub in enumerate(self.sublayers):
+            yield from sub._missing_parameter_paths(f"{where}[{i}]/{sub.name}")
+
     def check_initialized(self):
         """Raises a clear error if a parameter of this module has not been created."""
         missing = self._missing_params()

@@ -108,5 +108,9 @@ class Shared(Module):
         model, out = init_sublayer(self.name, self.model, input_signature, key)
         return self.replace(model=_with_leaf(model, self.target_path, None)), out
 
+    def _missing_parameter_paths(self, where):
+        # The target is None by design; it is missing only while the source is.
+        return self.tied_model()._missing_parameter_paths(f"{where}[0]/{self.model.name}")
+
     def _sublayers_to_print(self):
         return (self.model,)

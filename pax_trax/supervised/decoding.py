@@ -101,7 +101,7 @@ def init_predict_state(model, input_signature, max_inference_length=None, key=No
 
 
 def _check_has_parameters(model, where):
-    missing = [m.name for m in model.modules() if m._missing_params()]
+    missing = model.missing_parameters()
     if missing:
         raise ValueError(
             f"{where}: the model has no parameters yet (e.g. {missing[0]}). Decode with "

@@ -292,7 +292,7 @@ class Loop:
     # ----------------------------------------------------------- construction
 
     def _initialize(self, model, task):
-        needs_init = any(m._missing_params() for m in model.modules())
+        needs_init = bool(model.missing_parameters())
         if not needs_init:
             return model
         batch = task.sample_batch
@@ -382,7 +382,7 @@ class Loop:
         template = self._eval_model_template
         if template is None:
             return self._model.eval()
-        if any(m._missing_params() for m in template.modules()):
+        if template.missing_parameters():
             return self._model.eval()
         return template.update_parameters(self._model.parameters())
 

@@ -653,7 +653,7 @@ def set_trax_state(module, flat_state, what=None):
 
 
 def _check_initialized(module, what):
-    missing = [f"{m.name}.{n}" for m in module.modules() for n in m._missing_params()]
+    missing = module.missing_parameters()
     if missing:
         raise TraxCheckpointError(
             f"{what}: the module is not initialized ({', '.join(missing[:3])} unset); pass "

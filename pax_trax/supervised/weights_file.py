@@ -160,7 +160,7 @@ def read_trax_file(file_name) -> TraxFile:
 
 
 def _is_initialized(module) -> bool:
-    return not any(m._missing_params() for m in module.modules())
+    return not module.missing_parameters()
 
 
 def _fit_signature(sig, module):
