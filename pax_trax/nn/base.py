@@ -7,12 +7,34 @@ Stack contract (as Trax): a layer with ``n_in == 1`` takes a bare array, with
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 from pax_trax.core.errors import in_sublayer
 from pax_trax.core.module import Module, static
 
-__all__ = ["Fn", "PureLayer", "to_stack", "from_stack", "call_sublayer", "init_sublayer"]
+__all__ = ["Fn", "PureLayer", "Partial", "to_stack", "from_stack", "call_sublayer",
+           "init_sublayer"]
+
+
+class Partial(functools.partial):
+    """`functools.partial` that compares and hashes by value.
+
+    Layer functions sit in static fields, which are part of a module's pytree
+    structure; plain partials compare by identity, so two identically built
+    layers would differ in structure and `jax.jit` would compile each anew.
+
+    >>> import operator
+    >>> Partial(operator.add, 1) == Partial(operator.add, 1), Partial(operator.add, 1)(2)
+    (True, 3)
+    """
+
+    def __eq__(self, other):
+        return type(other) is type(self) and (self.func, self.args, self.keywords) == (
+            other.func, other.args, other.keywords)
+
+    def __hash__(self):
+        return hash((self.func, self.args, tuple(sorted(self.keywords.items()))))
 
 
 MODES = ("train", "eval", "predict")
@@ -141,8 +163,14 @@ def _count_positional(name, f):
         sig = inspect.signature(f)
     except (TypeError, ValueError):
         raise TypeError(f"Fn {name!r}: cannot read the signature of {f!r}.") from None
+    params = list(sig.parameters.values())
+    if isinstance(f, Partial):
+        # The inputs are the leading parameters without a value; what the partial
+        # binds by keyword (and the function's own defaults after it) is not an input.
+        params = [p for p in params if p.default is p.empty and p.kind in (
+            p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     n = 0
-    for p in sig.parameters.values():
+    for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
             raise ValueError(
                 f"Fn {name!r}: the function must take only positional arguments "

@@ -6,7 +6,6 @@ batch, or a predict-mode cache, keeping Trax's stack contract.
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +15,7 @@ from pax_trax.core import shapes as shapes_lib
 from pax_trax.core.module import Module, state, static, submodule
 from pax_trax.core.errors import in_sublayer
 from pax_trax.nn.base import (
+    Partial,
     check_mode,
     PureLayer,
     call_sublayer,
@@ -320,10 +320,10 @@ def Chunk(layer, chunk_size, pass_unchunkable=True):
     _check_layer(layer, "Chunk")
     if chunk_size < 1:
         return layer
-    to_chunks = functools.partial(
-        _map_items, functools.partial(_reshape_to_chunks, int(chunk_size), bool(pass_unchunkable))
+    to_chunks = Partial(
+        _map_items, Partial(_reshape_to_chunks, int(chunk_size), bool(pass_unchunkable))
     )
-    from_chunks = functools.partial(_map_items, _reshape_from_chunks)
+    from_chunks = Partial(_map_items, _reshape_from_chunks)
     return Serial(
         PureLayer(to_chunks, n_in=layer.n_in, n_out=layer.n_in, name="ReshapeToChunks"),
         Scan(layer, axis=0, n_carry=0, remat=True),

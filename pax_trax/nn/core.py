@@ -19,7 +19,7 @@ import numpy as np
 
 from pax_trax.core.module import Module, param, rng_state, state, static
 from pax_trax.nn import initializers as init
-from pax_trax.nn.base import Fn, PureLayer, check_mode, to_stack  # noqa: F401 (check_mode re-exported)
+from pax_trax.nn.base import Fn, Partial, PureLayer, check_mode, to_stack  # noqa: F401 (check_mode re-exported)
 
 __all__ = [
     "Dense",
@@ -267,13 +267,15 @@ def PrintShape(n_in=1, msg=""):
     once per trace under `jax.jit` (shapes are static, so that is enough).
     """
 
-    def fwd(xs):
-        items = to_stack(xs, n_in)
-        shapes_and_dtypes = ", ".join(f"{tuple(x.shape)}[{x.dtype}]" for x in items)
-        print(f"PrintShape: {msg}: [{shapes_and_dtypes}]")
-        return xs
+    return PureLayer(Partial(_print_shape, n_in=n_in, msg=msg), n_in=n_in, n_out=n_in,
+                     name=f"PrintShape_{n_in}")
 
-    return PureLayer(fwd, n_in=n_in, n_out=n_in, name=f"PrintShape_{n_in}")
+
+def _print_shape(xs, n_in, msg):
+    items = to_stack(xs, n_in)
+    shapes_and_dtypes = ", ".join(f"{tuple(x.shape)}[{x.dtype}]" for x in items)
+    print(f"PrintShape: {msg}: [{shapes_and_dtypes}]")
+    return xs
 
 
 class SummaryScalar(Module):
@@ -533,34 +535,44 @@ def Flatten(n_axes_to_keep=1):
     if n_axes_to_keep < 0:
         raise ValueError(f"Flatten: n_axes_to_keep must be >= 0, got {n_axes_to_keep}.")
 
-    def f(x):
-        if x.ndim <= n_axes_to_keep:
-            raise ValueError(
-                f"input rank ({x.ndim}) must exceed the number of axes to keep "
-                f"({n_axes_to_keep}) after flattening."
-            )
-        return jnp.reshape(x, x.shape[:n_axes_to_keep] + (-1,))
+    return Fn(f"Flatten_keep{n_axes_to_keep}", Partial(_flatten, n_axes_to_keep=n_axes_to_keep))
 
-    return Fn(f"Flatten_keep{n_axes_to_keep}", f)
+
+def _flatten(x, n_axes_to_keep):
+    if x.ndim <= n_axes_to_keep:
+        raise ValueError(
+            f"input rank ({x.ndim}) must exceed the number of axes to keep "
+            f"({n_axes_to_keep}) after flattening."
+        )
+    return jnp.reshape(x, x.shape[:n_axes_to_keep] + (-1,))
 
 
 def LogSoftmax(axis=-1):
     """Log of the softmax along `axis`, computed as `x - logsumexp(x)`."""
     if axis == -1:
         return Fn("LogSoftmax", _log_softmax_last)
-    return Fn("LogSoftmax", lambda x: log_softmax(x, axis=axis))
+    return Fn("LogSoftmax", Partial(log_softmax, axis=_axis(axis)))
 
 
 def LogSumExp(axis=-1):
     """`log(sum(exp(x)))` along `axis`, keeping that axis with size 1."""
-    return Fn("LogSumExp", lambda x: jax.scipy.special.logsumexp(x, axis=axis, keepdims=True))
+    return Fn("LogSumExp", Partial(jax.scipy.special.logsumexp, axis=_axis(axis), keepdims=True))
 
 
 def Softmax(axis=-1):
     """Softmax along `axis`."""
     if axis == -1:
         return Fn("Softmax", _softmax_last)
-    return Fn("Softmax", lambda x: jnp.exp(log_softmax(x, axis=axis)))
+    return Fn("Softmax", Partial(_softmax, axis=_axis(axis)))
+
+
+def _softmax(x, axis):
+    return jnp.exp(log_softmax(x, axis=axis))
+
+
+def _axis(axis):
+    """Axes as a hashable value (layer functions are part of the pytree structure)."""
+    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def _to_float(x):
@@ -574,32 +586,36 @@ def ToFloat():
 
 def Mean(axis=-1, keepdims=False):
     """Mean along `axis`."""
-    return Fn("Mean", lambda x: jnp.mean(x, axis=axis, keepdims=keepdims))
+    return Fn("Mean", Partial(jnp.mean, axis=_axis(axis), keepdims=keepdims))
 
 
 def Sum(axis=None, keepdims=False):
     """Sum along `axis` (all axes if None)."""
-    return Fn("Sum", lambda x: jnp.sum(x, axis=axis, keepdims=keepdims))
+    return Fn("Sum", Partial(jnp.sum, axis=_axis(axis), keepdims=keepdims))
 
 
 def Max(axis=-1, keepdims=False):
     """Maximum along `axis`."""
-    return Fn("Max", lambda x: jnp.max(x, axis=axis, keepdims=keepdims))
+    return Fn("Max", Partial(jnp.max, axis=_axis(axis), keepdims=keepdims))
 
 
 def Min(axis=-1, keepdims=False):
     """Minimum along `axis`."""
-    return Fn("Min", lambda x: jnp.min(x, axis=axis, keepdims=keepdims))
+    return Fn("Min", Partial(jnp.min, axis=_axis(axis), keepdims=keepdims))
 
 
 def ThresholdToBinary(threshold=0.5):
     """1 (int32) where the input is strictly above `threshold`, else 0."""
-    return Fn("ThresholdToBinary", lambda x: (x > threshold).astype(jnp.int32))
+    return Fn("ThresholdToBinary", Partial(_threshold_to_binary, threshold=threshold))
+
+
+def _threshold_to_binary(x, threshold):
+    return (x > threshold).astype(jnp.int32)
 
 
 def ArgMax(axis=-1):
     """Index of the largest value along `axis`."""
-    return Fn("ArgMax", lambda x: jnp.argmax(x, axis=axis))
+    return Fn("ArgMax", Partial(jnp.argmax, axis=axis))
 
 
 def _negate(x):

@@ -17,7 +17,6 @@ a time as `new_state, y = cell(state, x)`, starting from
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -27,7 +26,7 @@ import numpy as np
 from pax_trax.core.module import Module, param, static, submodule
 from pax_trax.nn import initializers as init
 from pax_trax.nn.activations import Sigmoid, Tanh
-from pax_trax.nn.base import Fn, call_sublayer, to_stack
+from pax_trax.nn.base import Fn, Partial, call_sublayer, to_stack
 from pax_trax.nn.combinators import (
     Branch,
     Dup,
@@ -272,7 +271,7 @@ def _make_zero_state(depth_multiplier, x):
 
 def MakeZeroState(depth_multiplier=1):
     """Zeros of shape `(batch, depth_multiplier * depth)` for a `(batch, length, depth)` input."""
-    return Fn("MakeZeroState", functools.partial(_make_zero_state, int(depth_multiplier)))
+    return Fn("MakeZeroState", Partial(_make_zero_state, int(depth_multiplier)))
 
 
 def LSTM(n_units, mode="train", return_state=False, initial_state=False):
@@ -370,7 +369,7 @@ def GeneralGRUCell(
     """
 
     def add_bias():
-        f = functools.partial(_add_sigmoid_bias, sigmoid_bias)
+        f = Partial(_add_sigmoid_bias, sigmoid_bias)
         return Fn(f"AddSigmoidBias({sigmoid_bias})", f)
 
     gate_block = [candidate_transform(), add_bias(), gate_nonlinearity()]
