@@ -53,12 +53,16 @@ def test_grad_of_module_is_module_shaped_and_matches_finite_differences():
     grads = jax.grad(loss)(model)
     assert isinstance(grads, nn.Serial)
     assert grads.layers[0].w.shape == (4, 8)
-    # Finite difference on one weight entry.
-    eps = 1e-3
-    bumped = model.replace(layers=(model.layers[0].replace(w=model.layers[0].w.at[1, 2].add(eps)),)
-                           + model.layers[1:])
-    numeric = (loss(bumped) - loss(model)) / eps
-    np.testing.assert_allclose(grads.layers[0].w[1, 2], numeric, rtol=2e-2)
+    # Central finite difference on one weight entry (one-sided differences in
+    # float32 are off by the curvature term, a few percent here).
+    eps = 1e-2
+
+    def bumped(delta):
+        w = model.layers[0].w.at[1, 2].add(delta)
+        return model.replace(layers=(model.layers[0].replace(w=w),) + model.layers[1:])
+
+    numeric = (loss(bumped(eps)) - loss(bumped(-eps))) / (2 * eps)
+    np.testing.assert_allclose(grads.layers[0].w[1, 2], numeric, rtol=5e-3)
 
 
 def test_no_gradient_flows_into_float_state():
