@@ -9,9 +9,9 @@ so a model in `'train'` mode is called with `pax_trax.purecall`.
 
 from __future__ import annotations
 
-import numpy as np
 
 from pax_trax import nn
+from pax_trax.models import _arguments as args
 from pax_trax.nn.base import check_mode
 
 __all__ = [
@@ -23,11 +23,6 @@ __all__ = [
     "WideResnet",
 ]
 
-
-def _positive_int(value, label, model):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{model}: {label} must be a positive int, got {value!r}.")
-    return int(value)
 
 
 def _three_filters(filters, block):
@@ -48,7 +43,7 @@ def ConvBlock(kernel_size, filters, strides, norm, non_linearity, mode="train"):
     conv and norm; their sum goes through the non-linearity. Returns the
     list `[Residual(main, shortcut=shortcut), non_linearity()]`.
     """
-    ks = _positive_int(kernel_size, "kernel_size", "ConvBlock")
+    ks = args.positive_int(kernel_size, "kernel_size", "ConvBlock")
     filters1, filters2, filters3 = _three_filters(filters, "ConvBlock")
     main = [
         nn.Conv(filters1, (1, 1), strides),
@@ -77,7 +72,7 @@ def IdentityBlock(kernel_size, filters, norm, non_linearity, mode="train"):
     non-linearity, 1x1 conv, norm), non_linearity()]`; the last filter count
     must equal the input's channels.
     """
-    ks = _positive_int(kernel_size, "kernel_size", "IdentityBlock")
+    ks = args.positive_int(kernel_size, "kernel_size", "IdentityBlock")
     filters1, filters2, filters3 = _three_filters(filters, "IdentityBlock")
     main = [
         nn.Conv(filters1, (1, 1)),
@@ -112,8 +107,8 @@ def Resnet50(d_hidden=64, n_output_classes=1001, mode="train", norm=nn.BatchNorm
     >>> [layer.name for layer in model.sublayers[-3:]]
     ['AvgPool(7,7)', 'Flatten_keep1', 'Dense_10']
     """
-    d_hidden = _positive_int(d_hidden, "d_hidden", "Resnet50")
-    n_output_classes = _positive_int(n_output_classes, "n_output_classes", "Resnet50")
+    d_hidden = args.positive_int(d_hidden, "d_hidden", "Resnet50")
+    n_output_classes = args.positive_int(n_output_classes, "n_output_classes", "Resnet50")
     check_mode(mode, "Resnet50")
 
     def Resnet50ConvBlock(filter_multiplier=1, strides=(2, 2)):
@@ -146,7 +141,7 @@ def Resnet50(d_hidden=64, n_output_classes=1001, mode="train", norm=nn.BatchNorm
 
 def WideResnetBlock(channels, strides=(1, 1), bn_momentum=0.9, mode="train"):
     """Wide ResNet's pre-activation block: (BatchNorm, Relu, 3x3 conv) twice, as a list."""
-    channels = _positive_int(channels, "channels", "WideResnetBlock")
+    channels = args.positive_int(channels, "channels", "WideResnetBlock")
     return [
         nn.BatchNorm(momentum=bn_momentum, mode=mode),
         nn.Relu(),
@@ -165,7 +160,7 @@ def WideResnetGroup(n, channels, strides=(1, 1), bn_momentum=0.9, mode="train"):
     With `n = 1` that `Residual` is empty and, as in Trax, adds its input to
     itself (doubles it).
     """
-    n = _positive_int(n, "n", "WideResnetGroup")
+    n = args.positive_int(n, "n", "WideResnetGroup")
     shortcut = [
         nn.Conv(channels, (3, 3), strides, padding="SAME"),
     ]
@@ -191,9 +186,9 @@ def WideResnet(n_blocks=3, widen_factor=1, n_output_classes=10, bn_momentum=0.9,
     >>> [layer.name for layer in model.sublayers[-3:]]
     ['AvgPool(8,8)', 'Flatten_keep1', 'Dense_10']
     """
-    n_blocks = _positive_int(n_blocks, "n_blocks", "WideResnet")
-    widen_factor = _positive_int(widen_factor, "widen_factor", "WideResnet")
-    n_output_classes = _positive_int(n_output_classes, "n_output_classes", "WideResnet")
+    n_blocks = args.positive_int(n_blocks, "n_blocks", "WideResnet")
+    widen_factor = args.positive_int(widen_factor, "widen_factor", "WideResnet")
+    n_output_classes = args.positive_int(n_output_classes, "n_output_classes", "WideResnet")
     check_mode(mode, "WideResnet")
     return nn.Serial(
         nn.ToFloat(),

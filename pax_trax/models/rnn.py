@@ -7,24 +7,14 @@ the layer tree and the order of the Trax-style `weights` are Trax's.
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from pax_trax import nn
+from pax_trax.models import _arguments as args
 from pax_trax.nn.base import check_mode
 
 __all__ = ["RNNLM", "GRULM", "LSTMSeq2SeqAttn"]
 
 
-def _positive_int(value, label, model):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{model}: {label} must be a positive int, got {value!r}.")
-    return int(value)
-
-
-def _non_negative_int(value, label, model):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{model}: {label} must be an int >= 0, got {value!r}.")
-    return int(value)
 
 
 def RNNLM(vocab_size, d_model=512, n_layers=2, rnn_cell=nn.LSTMCell,
@@ -46,12 +36,12 @@ def RNNLM(vocab_size, d_model=512, n_layers=2, rnn_cell=nn.LSTMCell,
     >>> [layer.name for layer in RNNLM(vocab_size=20, d_model=8).sublayers]
     ['ShiftRight(1)', 'Embedding_20_8', 'Dropout', 'Branch', 'Scan', 'Select[0]', 'Dense_20']
     """
-    vocab_size = _positive_int(vocab_size, "vocab_size", "RNNLM")
-    d_model = _positive_int(d_model, "d_model", "RNNLM")
+    vocab_size = args.positive_int(vocab_size, "vocab_size", "RNNLM")
+    d_model = args.positive_int(d_model, "d_model", "RNNLM")
     check_mode(mode, "RNNLM")
     if n_layers != 2:
         raise ValueError(f"RNNLM: the number of layers must be 2 (as in Trax); got {n_layers!r}.")
-    multiplier = _positive_int(rnn_cell_d_state_multiplier, "rnn_cell_d_state_multiplier",
+    multiplier = args.positive_int(rnn_cell_d_state_multiplier, "rnn_cell_d_state_multiplier",
                                "RNNLM")
 
     def MultiRNNCell():
@@ -84,9 +74,9 @@ def GRULM(vocab_size=256, d_model=512, n_layers=1, mode="train"):
     >>> [layer.name for layer in GRULM(vocab_size=20, d_model=8, n_layers=2).sublayers]
     ['ShiftRight(1)', 'Embedding_20_8', 'GRU_8', 'GRU_8', 'Dense_20']
     """
-    vocab_size = _positive_int(vocab_size, "vocab_size", "GRULM")
-    d_model = _positive_int(d_model, "d_model", "GRULM")
-    n_layers = _non_negative_int(n_layers, "n_layers", "GRULM")
+    vocab_size = args.positive_int(vocab_size, "vocab_size", "GRULM")
+    d_model = args.positive_int(d_model, "d_model", "GRULM")
+    n_layers = args.non_negative_int(n_layers, "n_layers", "GRULM")
     check_mode(mode, "GRULM")
     return nn.Serial(
         nn.ShiftRight(mode=mode),
@@ -131,11 +121,11 @@ def LSTMSeq2SeqAttn(input_vocab_size=256, target_vocab_size=256, d_model=512,
     (2, 2, 'Dense_30')
     """
     model = "LSTMSeq2SeqAttn"
-    input_vocab_size = _positive_int(input_vocab_size, "input_vocab_size", model)
-    target_vocab_size = _positive_int(target_vocab_size, "target_vocab_size", model)
-    d_model = _positive_int(d_model, "d_model", model)
-    n_encoder_layers = _non_negative_int(n_encoder_layers, "n_encoder_layers", model)
-    n_decoder_layers = _non_negative_int(n_decoder_layers, "n_decoder_layers", model)
+    input_vocab_size = args.positive_int(input_vocab_size, "input_vocab_size", model)
+    target_vocab_size = args.positive_int(target_vocab_size, "target_vocab_size", model)
+    d_model = args.positive_int(d_model, "d_model", model)
+    n_encoder_layers = args.non_negative_int(n_encoder_layers, "n_encoder_layers", model)
+    n_decoder_layers = args.non_negative_int(n_decoder_layers, "n_decoder_layers", model)
     check_mode(mode, model)
 
     input_encoder = nn.Serial(
