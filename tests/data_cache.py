@@ -20,11 +20,16 @@ yourself, e.g. on a machine that reaches PyPI::
 
 and copy ``DIR/vaderSentiment-3.3.2.tar.gz`` into the cache directory. The
 file's SHA-256 is checked on every load.
+
+:func:`tfds_builder` and :func:`prepare_tfds` make a real TFDS dataset of
+snippets in a local ``data_dir`` (no download, no registration with TFDS):
+``tests/data`` and ``benchmarks/data.py`` read it with ``pax_trax.data.TFDS``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import subprocess
@@ -33,12 +38,20 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 __all__ = [
     "DownloadError",
     "SDIST_NAME",
     "SDIST_SHA256",
     "cache_directory",
+    "is_test_position",
     "movie_review_snippets",
+    "prepare_tfds",
+    "snippet_rows",
+    "tfds_builder",
+    "tfds_examples",
+    "tfds_features",
     "vader_sdist",
 ]
 
@@ -49,6 +62,7 @@ SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9
 INNER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
 MOVIE_SNIPPETS = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 PIP_TIMEOUT_S = 120
+TFDS_NAME = "movie_review_snippets"
 
 
 class DownloadError(RuntimeError):
@@ -158,3 +172,81 @@ def movie_review_snippets(cache_dir=None):
     with tarfile.open(fileobj=io.BytesIO(inner), mode="r:gz") as data:
         raw = _member(data, MOVIE_SNIPPETS, f"{path}:{INNER_ARCHIVE}")
     return parse_snippets(raw.decode("utf-8"), source=f"{path}:{MOVIE_SNIPPETS}")
+
+
+# ------------------------------------------------------------ a TFDS dataset
+
+
+def snippet_rows(stride=1, limit=None, cache_dir=None):
+    """``[(line, text, score)]``: every `stride`-th snippet (``line`` is its index in
+    the file), at most `limit` of them."""
+    snippets = movie_review_snippets(cache_dir)
+    rows = [(line, *snippets[line]) for line in range(0, len(snippets), stride)]
+    return rows[:limit]
+
+
+def is_test_position(position):
+    """Whether the row at `position` of the rows goes to the ``test`` split (every fifth)."""
+    return position % 5 == 4
+
+
+def tfds_builder(tfds, rows, name=TFDS_NAME):
+    """A ``tfds.core.GeneratorBasedBuilder`` class for `rows` (``[(line, text, score)]``).
+
+    Not registered with TFDS: a prepared dataset is found by `name` in its
+    ``data_dir``, as a user's would be. Features: ``id`` (the snippet's line
+    in the file, int64), ``text``, ``label`` (ClassLabel negative/positive:
+    score > 0) and ``score`` (float32); supervised keys ``('text', 'label')``;
+    splits ``train`` (4 of every 5 rows) and ``test`` (every fifth row, from
+    the fifth). `tfds` is the ``tensorflow_datasets`` module. Subclass it and
+    override ``_split_generators`` (with `tfds_examples`) for other splits,
+    ``_info`` (with `tfds_features`) for other features.
+    """
+    dataset_name = name
+
+    class MovieReviewSnippets(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        """VADER's movie review snippets (Hutto & Gilbert, ICWSM 2014)."""
+
+        name = dataset_name
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+                tfds_features(tfds)), supervised_keys=("text", "label"))
+
+        def _split_generators(self, dl_manager):
+            del dl_manager  # local data: nothing to download
+            return {"train": self._generate_examples(False), "test": self._generate_examples(True)}
+
+        def _generate_examples(self, test):
+            return tfds_examples(row for i, row in enumerate(rows) if is_test_position(i) == test)
+
+    return MovieReviewSnippets
+
+
+def tfds_features(tfds):
+    """The features of `tfds_builder`'s datasets: a dict of name -> TFDS feature."""
+    return {
+        "id": tfds.features.Scalar(np.int64),
+        "text": tfds.features.Text(),
+        "label": tfds.features.ClassLabel(names=["negative", "positive"]),
+        "score": tfds.features.Scalar(np.float32),
+    }
+
+
+def tfds_examples(rows):
+    """TFDS ``(key, example)`` pairs of `rows` (``[(line, text, score)]``)."""
+    for line, text, score in rows:
+        yield line, {"id": line, "text": text, "label": int(score > 0), "score": score}
+
+
+def prepare_tfds(data_dir, rows, file_format="tfrecord", name=TFDS_NAME):
+    """Writes the TFDS dataset `name` of `rows` into `data_dir` (``tfrecord`` or
+    ``array_record``) with ``download_and_prepare``; returns `data_dir` as a str.
+
+    Imports TensorFlow Datasets (and TensorFlow, which writes tfrecord).
+    """
+    tfds = importlib.import_module("tensorflow_datasets")
+    builder = tfds_builder(tfds, rows, name)(data_dir=str(data_dir), file_format=file_format)
+    builder.download_and_prepare()
+    return str(data_dir)

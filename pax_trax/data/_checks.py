@@ -76,7 +76,15 @@ def example_length(where: str, example, length_axis: int, length_keys) -> int:
     """Length of an example: the largest size on `length_axis` over `length_keys`.
 
     A bare array (not a tuple) is its own length, as in Trax.
+
+    >>> example_length("f", (np.zeros(3), np.zeros((5, 2))), 0, [0, 1])
+    5
     """
+    if isinstance(example, tuple):
+        try:  # the usual case, checked fast: a tuple of arrays long enough
+            return max(example[key].shape[length_axis] for key in length_keys)
+        except (IndexError, AttributeError, TypeError):
+            pass  # explained below
     if not is_example_tuple(example):
         return axis_size(where, example, length_axis, "the example")
     return max(

@@ -11,6 +11,15 @@ prefetcher:
 * closing the prefetched generator, or dropping the last reference to it,
   stops the producer (it checks a stop flag at least every 0.1 s while the
   queue is full, and closes the upstream stream from its own thread).
+
+The producer is a thread, so it shares the CPU and the interpreter lock (GIL)
+with the training loop. Prefetch removes the training loop's waits for data,
+but while the producer runs Python code (tokenizing, bucketing) the training
+thread waits up to ``sys.getswitchinterval()`` (5 ms by default) each time it
+needs the lock back, e.g. when a step's result is ready; a pipeline that is
+not much faster than training therefore still slows the steps
+(``benchmarks/data.py`` measures both effects; a shorter interval such as
+``sys.setswitchinterval(0.0005)`` reduces the second).
 """
 
 from __future__ import annotations

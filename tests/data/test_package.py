@@ -1,4 +1,5 @@
-"""pax_trax.data: the public names of trax.data.inputs, and no TensorFlow on import."""
+"""pax_trax.data: the public names of trax.data.inputs and of the TFDS modules, and no
+TensorFlow on import."""
 
 import subprocess
 import sys
@@ -33,3 +34,16 @@ def test_import_does_not_load_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_tfds_names_are_exported_from_data_and_data_tfds():
+    from pax_trax.data import tf_datasets, tfds, tfds_prepare
+
+    assert set(tfds.__all__) == {"TFDS", "data_streams", "dataset_to_stream",
+                                 "download_and_prepare", "no_preprocess"}
+    for name in tfds.__all__:
+        assert getattr(pax_trax.data, name) is getattr(tfds, name), name
+        assert name in pax_trax.data.__all__, name
+    for name in tf_datasets.__all__:
+        assert getattr(tfds, name) is getattr(tf_datasets, name), name
+    assert tfds.download_and_prepare is tfds_prepare.download_and_prepare

@@ -12,25 +12,6 @@ from pax_trax import data
 TIMEOUT_S = 10.0
 
 
-def within(seconds, fn):
-    """Runs fn() in a helper thread; fails (instead of hanging) if it takes too long."""
-    result = {}
-
-    def target():
-        try:
-            result["value"] = fn()
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            result["error"] = error
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert not worker.is_alive(), f"hung for more than {seconds} s"
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
-
-
 def _prefetch_threads():
     return [t for t in threading.enumerate() if t.name == "pax_trax.data.Prefetch"]
 
@@ -44,20 +25,20 @@ def _wait_until(condition, seconds=TIMEOUT_S):
     return True
 
 
-def test_prefetch_yields_the_same_items_in_order():
+def test_prefetch_yields_the_same_items_in_order(within):
     examples = [(np.full(3, i), np.array(i)) for i in range(50)]
     out = within(TIMEOUT_S, lambda: list(data.Prefetch(3)(iter(examples))))
     assert len(out) == 50
     assert all(a is b for x, y in zip(out, examples) for a, b in zip(x, y))  # the same objects
 
 
-def test_prefetch_in_a_pipeline():
+def test_prefetch_in_a_pipeline(within):
     pipeline = data.Serial(lambda _: ((i, i) for i in range(8)), data.Prefetch(), data.Batch(4))
     batches = within(TIMEOUT_S, lambda: list(pipeline()))
     assert [b[0].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
-def test_prefetch_reraises_producer_exception():
+def test_prefetch_reraises_producer_exception(within):
     def failing():
         yield 1
         yield 2
@@ -78,11 +59,11 @@ def test_prefetch_reraises_producer_exception():
         within(TIMEOUT_S, lambda: list(data.Prefetch()(fails_at_once())))
 
 
-def test_prefetch_empty_stream_ends_without_hanging():
+def test_prefetch_empty_stream_ends_without_hanging(within):
     assert within(TIMEOUT_S, lambda: list(data.Prefetch()(iter([])))) == []
 
 
-def test_prefetch_slow_producer_is_waited_for():
+def test_prefetch_slow_producer_is_waited_for(within):
     def slow():
         for i in range(3):
             time.sleep(0.25)  # longer than the consumer's polling interval

@@ -3,117 +3,84 @@
 The dataset: 2,000 of the human-rated movie review snippets shipped in the
 sdist of ``vaderSentiment==3.3.2`` (`tests/data_cache.py` fetches it once with
 pip; the tests skip only if it is not cached and cannot be fetched), every
-fifth line of the file, written by a ``tfds.core.GeneratorBasedBuilder`` with
-``download_and_prepare`` into a temporary data_dir, once as tfrecord (read with
+fifth line of the file, written by a ``tfds.core.GeneratorBasedBuilder``
+(``tests/data_cache.py: tfds_builder``, shared with the walkthrough tests and
+``benchmarks/data.py``) with ``download_and_prepare`` into a temporary
+data_dir, once as tfrecord (read with
 TensorFlow) and once as array_record (read with ``tfds.data_source``, also in
 a subprocess where TensorFlow cannot be imported). Features: ``id`` (the
 snippet's line in the file), ``text``, ``label`` (score > 0) and ``score``;
 splits ``train`` (1,600) and ``test`` (400). Nothing is downloaded: every
-load passes download=False, or the dataset is prepared.
+load passes download=False, or the dataset is prepared. The walkthrough's
+whole pipeline (TFDS, Tokenize, ..., the Loop) is tested in
+``test_walkthrough_pipeline.py``.
 """
 
-import importlib.util
+import importlib
+import itertools
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
-import zlib
 from pathlib import Path
 
-import jax
 import numpy as np
-import optax
 import pytest
 
-from pax_trax import data, nn
 from pax_trax.data import _lazy
-from pax_trax.data import tfds as pt_tfds
+from pax_trax.data import tfds_prepare
 from pax_trax.data.tfds import (
     TFDS,
     data_streams,
     dataset_to_stream,
     download_and_prepare,
 )
-from pax_trax.supervised.train_step import init_optimizer_state, make_train_step
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "movie_review_snippets"
 TRAIN_ONLY = "movie_review_snippets_train_only"
-N_EXAMPLES, STRIDE = 2000, 5  # every fifth snippet: as many positive as negative
-N_TRAIN, N_TEST = 1600, 400
+N_TRAIN, N_TEST = 1600, 400  # of conftest.py's `rows`: every fifth of 2,000 is a test one
 N_TRAIN_ONLY = 300
 KEYS = ("id", "text", "label", "score")
+data_cache = importlib.import_module("pax_trax_tests_data_cache")  # registered by conftest.py
 
 
 # ------------------------------------------------------------------ the data
 
 
-def _data_cache(name="pax_trax_tests_data_cache"):
-    """`tests/data_cache.py`, loaded by path (as examples/sentiment_walkthrough.py does)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "data_cache.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
 def _is_test(position):
-    return position % 5 == 4
+    return data_cache.is_test_position(position)
 
 
 def _define_builders(tfds, rows):
-    """Builder classes for `rows` (``[(line, text, score)]``), not registered with TFDS:
-    the tests find the prepared datasets by name in their data_dir, as a user would."""
+    """Builder classes for `rows` (``[(line, text, score)]``), not registered with TFDS
+    (`tests/data_cache.py`): the tests find the prepared datasets by name in their
+    data_dir, as a user would."""
+    full = data_cache.tfds_builder(tfds, rows, NAME)
 
-    def features():
-        return tfds.features.FeaturesDict({
-            "id": tfds.features.Scalar(np.int64),
-            "text": tfds.features.Text(),
-            "label": tfds.features.ClassLabel(names=["negative", "positive"]),
-            "score": tfds.features.Scalar(np.float32),
-        })
+    class MovieReviewSnippetsTrainOnly(full, skip_registration=True):
+        """The first rows, one split, and a feature that is not a scalar (``word_lengths``,
+        the length of each space-separated word: decoded by TFDS's own code)."""
 
-    def examples(selected):
-        for line, text, score in selected:
-            yield line, {"id": line, "text": text, "label": int(score > 0), "score": score}
-
-    class MovieReviewSnippets(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-        """VADER's movie review snippets (Hutto & Gilbert, ICWSM 2014), every fifth."""
-
-        name = NAME
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=features(),
-                                         supervised_keys=("text", "label"))
-
-        def _split_generators(self, dl_manager):
-            del dl_manager  # local data: nothing to download
-            return {"train": self._generate_examples(False), "test": self._generate_examples(True)}
-
-        def _generate_examples(self, test):
-            return examples(row for i, row in enumerate(rows) if _is_test(i) == test)
-
-    class MovieReviewSnippetsTrainOnly(MovieReviewSnippets, skip_registration=True):
         name = TRAIN_ONLY
 
+        def _info(self):
+            features = {**data_cache.tfds_features(tfds),
+                        "word_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int64)}
+            return tfds.core.DatasetInfo(builder=self,
+                                         features=tfds.features.FeaturesDict(features))
+
         def _split_generators(self, dl_manager):
-            return {"train": examples(rows[:N_TRAIN_ONLY])}
+            return {"train": ((key, {**example, "word_lengths": word_lengths(example["text"])})
+                              for key, example in data_cache.tfds_examples(rows[:N_TRAIN_ONLY]))}
 
-    return MovieReviewSnippets, MovieReviewSnippetsTrainOnly
+    return full, MovieReviewSnippetsTrainOnly
 
 
-@pytest.fixture(scope="session")
-def rows():
-    cache = _data_cache()
-    try:
-        snippets = cache.movie_review_snippets()
-    except cache.DownloadError as err:
-        pytest.skip(f"the vaderSentiment sdist is not cached and cannot be downloaded: {err}")
-    return [(line, *snippets[line]) for line in range(0, len(snippets), STRIDE)][:N_EXAMPLES]
+def word_lengths(text):
+    return [len(word) for word in text.split()]
 
 
 @pytest.fixture(scope="session")
@@ -414,6 +381,29 @@ def test_tfds_preprocess_fn(dirs):
         next(stream())
 
 
+def test_features_that_are_not_scalars(dirs, rows):
+    # The 'data_source' backend decodes plain scalar features itself (fast) and any
+    # other feature with TFDS's decoding: both must give what TFDS gives.
+    raw = {line: text for line, text, _ in rows}
+    mixed = list(TFDS(TRAIN_ONLY, data_dir=dirs["train_only"], keys=("id", "word_lengths", "text"),
+                      download=False, repeat=False, shuffle_train=False)())
+    assert len(mixed) == N_TRAIN_ONLY
+    for line, lengths, text in mixed:
+        assert type(line) is np.int64 and type(text) is bytes and text == raw[line].encode()
+        assert lengths.dtype == np.int64 and lengths.tolist() == word_lengths(raw[line])
+    scalars = list(TFDS(TRAIN_ONLY, data_dir=dirs["train_only"], keys=("id", "text"),
+                        download=False, repeat=False, shuffle_train=False)())
+    assert scalars == [(line, text) for line, _, text in mixed]
+    assert [tuple(map(type, e)) for e in scalars] == [(np.int64, bytes)] * N_TRAIN_ONLY
+    # The 'tf' backend reads in batches unless a shape is unknown (here: words).
+    tf = _lazy.tensorflow("tests")
+    words = load(dirs, "tfrecord", keys=("id", "words"), train=False, repeat=False,
+                 tfds_preprocess_fn=lambda ds: ds.map(
+                     lambda e: {**e, "words": tf.strings.split(e["text"])}))
+    for line, split in itertools.islice(words(), 50):
+        assert split.dtype == object and split.tolist() == raw[line].encode().split()
+
+
 # --------------------------------------------- data_streams, dataset_to_stream
 
 
@@ -497,7 +487,7 @@ def test_download_and_prepare_prepares_a_local_builder(rows, tmp_path):
 
 def _network_reachable():
     try:
-        pt_tfds._check_network("mnist", "/tmp", "test")
+        tfds_prepare._check_network("mnist", "/tmp", "test")
         return True
     except ConnectionError:
         return False
@@ -540,41 +530,3 @@ def test_bad_input_is_explained(dirs, tmp_path):
         load(dirs, "tfrecord", backend="data_source")
     with pytest.raises(ValueError, match="backend='tf' reads datasets stored as tfrecord"):
         load(dirs, "array_record", backend="tf")
-
-
-# ----------------------------------------------- the walkthrough, trained on
-
-
-def hashed_words(stream, vocab_size):
-    """A simple local tokenizer: lowercased words hashed to ids 1..vocab_size-1 (0 pads)."""
-    for text, label in stream:
-        words = text.lower().split()
-        yield np.array([zlib.crc32(w) % (vocab_size - 1) + 1 for w in words], np.int32), label
-
-
-def test_walkthrough_pipeline_trains(dirs):
-    vocab_size = 4096
-    pipeline = data.Serial(
-        TFDS(NAME, data_dir=dirs["array_record"], keys=("text", "label"), train=True,
-             download=False),
-        lambda g: hashed_words(g, vocab_size),
-        data.Shuffle(seed=0),
-        data.FilterByLength(max_length=64, length_keys=[0]),
-        data.BucketByLength(boundaries=[16, 32, 64], batch_sizes=[64, 32, 32, 16], length_keys=[0]),
-        data.AddLossWeights(),
-    )
-    batches = pipeline()
-    model = nn.Serial(nn.Embedding(vocab_size, 32), nn.Mean(axis=1), nn.Dense(2))
-    x, y, w = next(batches)
-    assert x.dtype == np.int32 and x.shape in ((32, 16), (32, 32), (16, 64))
-    assert y.shape == (x.shape[0],) and y.dtype == np.int64 and (w == 1).all()
-    model = model.init(x, jax.random.PRNGKey(0))
-    optimizer = optax.adam(0.05)
-    opt_state = init_optimizer_state(optimizer, model)
-    step = jax.jit(make_train_step(nn.WeightedCategoryCrossEntropy(), optimizer))
-    losses = []
-    for _ in range(30):
-        model, opt_state, metrics = step(model, opt_state, next(batches))
-        losses.append(float(metrics["loss"]))
-    assert np.mean(losses[:5]) == pytest.approx(np.log(2), abs=0.1)
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05, losses

@@ -8,14 +8,18 @@ checked on those and on the verses after them (held out).
 import json
 import os
 import re
+import string
 import subprocess
 import sys
 
 import bible
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pax_trax import data
+from pax_trax.data import subword_text_encoder
 from pax_trax.data import tokenizers as tk
 from pax_trax.data.vocabularies import BERT_RESERVED_TOKENS, load_vocabulary
 
@@ -130,6 +134,23 @@ def test_subword_ids_are_in_range_and_n_reserved_ids_shifts_them(subword_path):
         assert tk.detokenize(ids3, **vocab, n_reserved_ids=3) == text
     # The common words of Genesis are single subtokens.
     assert len(next(tk.tokenize(iter(["the"]), **vocab))) == 1
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from(string.printable + "\\_'"), max_size=40))
+def test_subword_tokenize_text_on_ascii_is_the_per_character_rule(text):
+    # ASCII text takes a regex fast path; it must cut exactly where tensor2tensor's
+    # per-character rule cuts (which non-ASCII text still takes).
+    expected = subword_text_encoder._tokenize_by_character(text) if text else []
+    assert subword_text_encoder.tokenize_text(text) == expected
+    assert subword_text_encoder.detokenize_text(expected) == text
+
+
+def test_subword_tokenize_text_on_verses_is_the_per_character_rule():
+    for verse in VERSES[:500]:
+        assert verse.isascii()
+        assert subword_text_encoder.tokenize_text(verse) == \
+            subword_text_encoder._tokenize_by_character(verse)
 
 
 # -------------------------------------------------------------- sentencepiece
