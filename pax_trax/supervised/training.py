@@ -111,19 +111,42 @@ class TrainTask:
         self.loss_name = loss_name or loss_layer.name
         self._sample_batch = sample_batch
         self._peeked = []
+        self._n_drawn = 0
 
     @property
     def sample_batch(self):
         """A batch to initialize from (the first batch, which is still trained on)."""
         if self._sample_batch is None:
-            self._peeked.append(next(self.labeled_data))
+            self._peeked.append(self._draw())
             self._sample_batch = self._peeked[0]
         return self._sample_batch
 
     def next_batch(self):
         if self._peeked:
             return self._peeked.pop(0)
-        return next(self.labeled_data)
+        return self._draw()
+
+    def _draw(self):
+        batch = next_batch(self.labeled_data, "TrainTask", self._n_drawn)
+        self._n_drawn += 1
+        return batch
+
+
+def next_batch(labeled_data, task, n_drawn):
+    """`next(labeled_data)`, with an error that explains an exhausted stream.
+
+    A bare StopIteration would end an enclosing generator silently (or become
+    an unexplained RuntimeError), so running out of data is a clear error.
+    """
+    try:
+        return next(labeled_data)
+    except StopIteration:
+        raise RuntimeError(
+            f"{task}: labeled_data ran out after {n_drawn} batches. The Loop draws one "
+            "batch per step (and EvalTask n_eval_batches per eval), so the stream must "
+            "last as long as the training: repeat it (a generator with `while True`, "
+            "itertools.cycle, or a data.TFDS stream with its default repeat)."
+        ) from None
 
 
 class EvalTask:
@@ -157,6 +180,7 @@ class EvalTask:
         self.metric_names = names
         self.n_eval_batches = n_eval_batches
         self.sample_batch = sample_batch
+        self._n_drawn = 0
 
 
 class StepCallback:
@@ -536,7 +560,9 @@ class Loop:
         for task, eval_fn in zip(self._eval_tasks, self._eval_fns):
             sums = np.zeros(len(task.metrics))
             for _ in range(task.n_eval_batches):
-                values = eval_fn(model, self._shard(next(task.labeled_data), "EvalTask batch"))
+                batch = next_batch(task.labeled_data, "EvalTask", task._n_drawn)
+                task._n_drawn += 1
+                values = eval_fn(model, self._shard(batch, "EvalTask batch"))
                 sums += np.asarray([float(v) for v in values])
             for name, total in zip(task.metric_names, sums):
                 value = total / task.n_eval_batches

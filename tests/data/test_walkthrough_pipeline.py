@@ -254,8 +254,7 @@ def test_the_loop_stops_when_the_pipeline_ends(within, dirs, vocab_file):
     task = training.TrainTask(batches, nn.WeightedCategoryCrossEntropy(), optax.adam(0.01))
     loop = training.Loop(walkthrough_model(vocab_file), task, random_seed=0,
                          stdout=io.StringIO())
-    # It trains on every batch, then stops with an exception (no hang). Today that is a
-    # bare StopIteration from TrainTask's next(labeled_data).
-    with pytest.raises(Exception):  # noqa: B017
+    # It trains on every batch, then stops with an error that says why (no hang).
+    with pytest.raises(RuntimeError, match="TrainTask: labeled_data ran out after 3 batches"):
         within(TIMEOUT_S, lambda: loop.run(10))
     assert loop.step == 3

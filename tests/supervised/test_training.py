@@ -1,6 +1,7 @@
 """TrainTask, EvalTask and Loop: training, evals, checkpoints, restarts, logs."""
 
 import io
+import itertools
 import os
 
 import jax
@@ -213,3 +214,25 @@ def test_restart_with_a_count_and_skip_pipeline_replays_exactly_once(tmp_path):
     got = [v for _, v in resumed.history.get("train", "WeightedCategoryCrossEntropy")]
     np.testing.assert_allclose(got, reference, rtol=1e-6)
     assert data.data_counters["train_examples"] == 6 * 8
+
+
+def test_exhausted_data_is_a_clear_error():
+    def three_batches():
+        for _ in range(3):
+            x = np.ones((4, 2), np.float32)
+            yield x, np.zeros(4, np.int32), np.ones(4, np.float32)
+
+    model = nn.Serial(nn.Dense(2))
+    task = training.TrainTask(three_batches(), nn.WeightedCategoryCrossEntropy(),
+                              optax.sgd(0.1))
+    loop = training.Loop(model, task, random_seed=0, stdout=io.StringIO())
+    with pytest.raises(RuntimeError, match="TrainTask: labeled_data ran out after 3 batches"):
+        loop.run(5)
+    assert loop.step == 3
+    eval_task = training.EvalTask(three_batches(), [nn.WeightedCategoryCrossEntropy()],
+                                  n_eval_batches=4)
+    loop = training.Loop(model, training.TrainTask(
+        itertools.repeat(next(three_batches())), nn.WeightedCategoryCrossEntropy(),
+        optax.sgd(0.1)), eval_tasks=[eval_task], random_seed=0, stdout=io.StringIO())
+    with pytest.raises(RuntimeError, match="EvalTask: labeled_data ran out after 3 batches"):
+        loop.run(1)
