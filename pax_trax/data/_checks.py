@@ -90,3 +90,26 @@ def example_length(where: str, example, length_axis: int, length_keys) -> int:
     return max(
         axis_size(where, element(where, example, key), length_axis, f"example[{key}]") for key in length_keys
     )
+
+
+def length_function(where: str, length_axis: int, length_keys):
+    """``example -> example_length(where, example, length_axis, length_keys)``, with the
+    usual case of one length key (a tuple of arrays) checked first without a loop.
+
+    >>> length_function("f", 0, [1])((np.zeros(3), np.zeros((5, 2))))
+    5
+    """
+    length_keys = list(length_keys)
+    if len(length_keys) != 1:
+        return lambda example: example_length(where, example, length_axis, length_keys)
+    (key,) = length_keys
+
+    def length(example):
+        if type(example) is tuple:
+            try:
+                return example[key].shape[length_axis]
+            except (IndexError, AttributeError, TypeError):
+                pass  # explained by example_length
+        return example_length(where, example, length_axis, length_keys)
+
+    return length

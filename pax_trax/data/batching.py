@@ -7,11 +7,12 @@ stream of bare arrays (not tuples) is batched into bare arrays.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
 
-from pax_trax.data._checks import describe, element, example_length, is_example_tuple
+from pax_trax.data._checks import describe, element, is_example_tuple, length_function
 
 
 def Batch(batch_size):  # noqa: N802 (Trax name)
@@ -154,6 +155,12 @@ def _pad_to_max_dims(where, tensors, boundary, strict_pad_on_len):
 
     dtypes = {t.dtype for t in tensors}
     dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)  # as np.stack's
+    if dtype.kind in "biufc" and ndim == 1:
+        # Sequences: one copy of all their values into the batch's non-padding slots.
+        lengths = np.array([t.shape[0] for t in tensors])
+        batch = np.zeros((len(tensors), *target), dtype)
+        batch[np.arange(target[0]) < lengths[:, None]] = np.concatenate(tensors)
+        return batch
     if dtype.kind in "biufc":
         # Numbers: copy each tensor into a zeroed batch (a np.pad per tensor costs ~10x more).
         batch = np.zeros((len(tensors), *target), dtype)
@@ -186,12 +193,8 @@ def BucketByLength(  # noqa: N802 (Trax name)
     >>> [b[0].shape for b in BucketByLength([4, 8], [2, 2, 1])(stream)]
     [(2, 4), (1, 9)]
     """
-    length_keys = length_keys or [0, 1]
     _check_buckets("BucketByLength", boundaries, batch_sizes)
-
-    def length_fn(example):
-        return example_length("BucketByLength", example, length_axis, length_keys)
-
+    length_fn = length_function("BucketByLength", length_axis, length_keys or [0, 1])
     return lambda g: bucket_by_length(g, length_fn, boundaries, batch_sizes, strict_pad_on_len)
 
 
@@ -243,7 +246,7 @@ def _bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_
     bounds = boundaries + [math.inf]  # the last bucket is unbounded
     for example in generator:
         length = length_fn(example)
-        bucket_idx = next(i for i, b in enumerate(bounds) if length <= b)
+        bucket_idx = bisect.bisect_left(boundaries, length)  # the first boundary >= length
         if bucket_idx >= len(buckets):
             raise ValueError(
                 f"BucketByLength: example of length {length} is longer than the last boundary "

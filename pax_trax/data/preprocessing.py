@@ -10,10 +10,11 @@ it got.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
-from pax_trax.data._checks import describe, element, example_length, is_example_tuple
+from pax_trax.data._checks import describe, element, is_example_tuple, length_function
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +60,14 @@ def FilterByLength(max_length, min_length=0, length_keys=None, length_axis=0):  
     """
     if max_length is None and min_length is None:
         raise ValueError("FilterByLength: expected max_length or min_length, got neither.")
-    length_keys = length_keys or [0, 1]
+    length_of = length_function("FilterByLength", length_axis, length_keys or [0, 1])
+    low = -math.inf if min_length is None else min_length
+    high = math.inf if max_length is None else max_length
 
     def filtered(generator):
         for example in generator:
-            length = example_length("FilterByLength", example, length_axis, length_keys)
-            if max_length is not None and length > max_length:
-                continue
-            if min_length is not None and length < min_length:
-                continue
-            yield example
+            if low <= length_of(example) <= high:
+                yield example
 
     return filtered
 

@@ -37,6 +37,8 @@ import os
 import re
 import unicodedata
 
+import numpy as np
+
 __all__ = [
     "PAD",
     "EOS",
@@ -59,7 +61,12 @@ _ESCAPE_CHARS = frozenset("\\_u;0123456789")
 _UNDEFINED_CHAR = "\u3013"  # what tensor2tensor decodes an impossible code point to
 
 _ALNUM_CACHE: dict = {}
-_ASCII_RUNS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]+")
+# ASCII text's tokens in one pass: runs of letters and digits, and runs of anything
+# else except a lone space that is neither the first nor the last character (the
+# space `tokenize_text` drops between two alphanumeric runs).
+_ASCII_TOKENS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]{2,}|(?! )[^A-Za-z0-9]|^ | \Z")
+# Tokens whose subtoken ids are remembered, at most (bounded memory on endless streams).
+_CACHE_SIZE = 2**16
 
 
 def _is_alnum(char):
@@ -83,10 +90,8 @@ def tokenize_text(text):
         return []
     if text.isascii():
         # ASCII's letters and digits are exactly its L* and N* characters: one regex
-        # finds the runs (~3x faster than `_tokenize_by_character`, the same tokens).
-        runs = _ASCII_RUNS.findall(text)
-        last = len(runs) - 1
-        return [run for i, run in enumerate(runs) if run != " " or i == 0 or i == last]
+        # finds the tokens (~5x faster than `_tokenize_by_character`, the same tokens).
+        return _ASCII_TOKENS.findall(text)
     return _tokenize_by_character(text)
 
 
@@ -165,6 +170,25 @@ def _as_text(text, where):
     raise TypeError(f"{where}: expected text (str or bytes), got {type(text).__name__}: {text!r:.80}")
 
 
+class _TokenIds(dict):
+    """Token -> tuple of its subtoken ids, computed by `encode_token` on first use.
+
+    A dict subclass so that the hot loop of tokenizing a stream is a C-level
+    ``map(cache.__getitem__, tokens)``: only a missing token runs Python code.
+    """
+
+    def __init__(self, encode_token):
+        super().__init__()
+        self._encode_token = encode_token
+
+    def __missing__(self, token):
+        ids = tuple(self._encode_token(token))
+        if len(self) >= _CACHE_SIZE:
+            self.clear()
+        self[token] = ids
+        return ids
+
+
 class SubwordTextEncoder:
     """Invertible subword encoding with a limited vocabulary (tensor2tensor's, for ``.subword`` files).
 
@@ -186,7 +210,7 @@ class SubwordTextEncoder:
         self._all_subtoken_strings = []
         self._subtoken_string_to_id = {}
         self._max_subtoken_len = 0
-        self._cache = {}
+        self._cache = _TokenIds(self._encode_token)
         self.filename = filename
         if filename is not None:
             self._load_from_file(filename)
@@ -196,6 +220,19 @@ class SubwordTextEncoder:
     def encode(self, text):
         """Text (str, or UTF-8 bytes) -> list of subtoken ids; no EOS is appended."""
         return self._tokens_to_subtoken_ids(tokenize_text(_as_text(text, "SubwordTextEncoder.encode")))
+
+    def encode_array(self, text):
+        """`encode` as an int64 NumPy array (what `pax_trax.data.Tokenize` yields), made
+        without an intermediate list.
+
+        >>> SubwordTextEncoder.build_from_token_counts_at({"hi": 2}, 1).encode_array("hi hi")
+        array([2, 2])
+        """
+        if not isinstance(text, str):
+            text = _as_text(text, "SubwordTextEncoder.encode_array")
+        tokens = _ASCII_TOKENS.findall(text) if text.isascii() else tokenize_text(text)
+        return np.fromiter(itertools.chain.from_iterable(map(self._cache.__getitem__, tokens)),
+                           np.int64)
 
     def encode_without_tokenizing(self, token_text):
         """Encodes `token_text` as a single token (no split into alphanumeric runs)."""
@@ -231,21 +268,10 @@ class SubwordTextEncoder:
         return frozenset(self._alphabet)
 
     def _tokens_to_subtoken_ids(self, tokens):
-        ids = []
-        cache = self._cache
-        for token in tokens:
-            cached = cache.get(token)  # (inlined: the hot loop of tokenizing a stream)
-            ids += self._token_to_subtoken_ids(token) if cached is None else cached
-        return ids
+        return list(itertools.chain.from_iterable(map(self._cache.__getitem__, tokens)))
 
-    def _token_to_subtoken_ids(self, token):
-        cached = self._cache.get(token)
-        if cached is None:
-            cached = self._escaped_token_to_subtoken_ids(escape_token(token, self._alphabet))
-            if len(self._cache) > 2**16:  # bounded memory on endless streams
-                self._cache.clear()
-            self._cache[token] = cached
-        return cached
+    def _encode_token(self, token):
+        return self._escaped_token_to_subtoken_ids(escape_token(token, self._alphabet))
 
     def _subtoken_ids_to_tokens(self, subtokens):
         concatenated = "".join(self._subtoken_id_to_subtoken_string(s) for s in subtokens)
@@ -408,7 +434,7 @@ class SubwordTextEncoder:
         # As tensor2tensor: a subtoken listed twice maps to its last id.
         self._subtoken_string_to_id = {
             s: i + len(reserved_tokens) for i, s in enumerate(subtoken_strings) if s}
-        self._cache = {}
+        self._cache = _TokenIds(self._encode_token)
 
     def _init_alphabet_from_tokens(self, tokens):
         self._alphabet = {c for token in tokens for c in token} | _ESCAPE_CHARS

@@ -71,6 +71,8 @@ TensorFlow:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from pax_trax.data._tfds_select import (
@@ -139,6 +141,15 @@ def _data_source_examples(source, decode, shuffle, seed, repeat, preprocess_fn=N
 
 
 def _read_in_order(source, order, decode):
+    # (Reading the next chunk in a background thread was measured slower: array_record's
+    # C++ reads hold the interpreter lock.)
+    for records in _chunks(source, order):
+        for record in records:
+            yield decode(record)
+
+
+def _chunks(source, order):
+    """Lists of `source`'s records in `order`; small raw records in larger chunks."""
     start, chunk = 0, _READ_CHUNK
     while start < len(order):
         records = source.__getitems__(order[start:start + chunk].tolist())
@@ -148,8 +159,72 @@ def _read_in_order(source, order, decode):
             # cost ~15 us each in chunks of 256, ~8 us in chunks of 2048).
             size = sum(map(len, records)) / len(records)
             chunk = int(min(max(_READ_BYTES // max(size, 1), _READ_CHUNK), _MAX_READ_CHUNK))
-        for record in records:
-            yield decode(record)
+        yield records
+
+
+class _ArrayRecordShards:
+    """The raw records of a TFDS split stored as array_record, read by key straight from
+    ``ArrayRecordReader``s: array_record's own data source maps each key to its
+    shard with ~2 us of Python (a third of the cost of reading a small record);
+    here a chunk's keys are mapped with NumPy and each shard read with one call.
+    """
+
+    def __init__(self, file_instructions):
+        from array_record.python import array_record_module
+
+        self._instructions = list(file_instructions)
+        self._open = array_record_module.ArrayRecordReader
+        self._readers = [None] * len(self._instructions)
+        counts = [fi.take for fi in self._instructions]
+        self._ends = np.cumsum(counts)
+        self._starts = self._ends - counts
+        self._skips = np.array([fi.skip for fi in self._instructions])
+
+    @classmethod
+    def for_source(cls, source):
+        """Shards reading what `source` (``tfds.data_source(...)`` with RAW_BYTES) reads,
+        or None when `source` is not array_record or its files cannot be opened so."""
+        try:
+            info, split = source.dataset_info, source.split
+            if info.file_format.value != "array_record":
+                return None
+            shards = cls(info.splits[split].file_instructions)
+        except (AttributeError, ImportError, KeyError, TypeError, ValueError):
+            return None
+        if int(shards._ends[-1]) != len(source) or any(
+                fi.take < 0 for fi in shards._instructions):
+            return None
+        return shards
+
+    def __len__(self):
+        return int(self._ends[-1])
+
+    def _reader(self, shard):
+        if self._readers[shard] is None:
+            self._readers[shard] = self._open(
+                os.fspath(self._instructions[shard].filename),
+                options="readahead_buffer_size:0", file_reader_buffer_size=32768)
+        return self._readers[shard]
+
+    def __getitems__(self, keys):
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) and (keys.min() < 0 or keys.max() >= len(self)):
+            raise IndexError(f"{_TFDS}: record keys must be in [0, {len(self)}).")
+        shard_of = np.searchsorted(self._ends, keys, side="right")
+        positions = keys - self._starts[shard_of] + self._skips[shard_of]
+        if len(self._instructions) == 1:
+            return self._reader(0).read(positions.tolist())
+        records = [b""] * len(keys)
+        for shard in np.unique(shard_of).tolist():
+            where = np.flatnonzero(shard_of == shard)
+            for i, record in zip(where.tolist(), self._reader(shard).read(positions[where].tolist())):
+                records[i] = record
+        return records
+
+
+# Where a tf.train.Feature keeps values of each NumPy dtype kind.
+_FEATURE_LISTS = {"i": "int64_list", "u": "int64_list", "b": "int64_list", "f": "float_list",
+                  "O": "bytes_list", "S": "bytes_list", "U": "bytes_list"}
 
 
 class _ScalarFeaturesDecoder:
@@ -163,17 +238,28 @@ class _ScalarFeaturesDecoder:
     name. The values are those of TFDS's decoding plus `_as_feature_dtype`
     (NumPy scalars of the feature's dtype, text as bytes); a record that does
     not look as expected is decoded by TFDS instead.
+
+    With `select`, a record decodes straight to the stream's example,
+    ``_select(decoded, names, decode_text)``, without the dict in between.
     """
 
-    def __init__(self, example_class, features, names, fallback):
+    def __init__(self, example_class, features, names, fallback, select=None):
         self._parse = example_class.FromString
-        self._fields = [(name, _scalar_converter(features[name].np_dtype)) for name in names]
+        self._fields = []
+        for name in names:
+            dtype = np.dtype(features[name].np_dtype)
+            convert = _scalar_converter(dtype)
+            if select is not None and select[1] and dtype == object:
+                convert = bytes.decode  # (UTF-8, strict: as _decode_text)
+            self._fields.append((name, _FEATURE_LISTS[dtype.kind], convert))
         self._fallback = fallback
+        self._select = select
 
     @classmethod
-    def for_features(cls, tfds, features, names):
+    def for_features(cls, tfds, features, names, decode_text=None):
         """A decoder of `names` (None: all features), or None when they are not all plain
-        scalars (or this TFDS has no proto module to parse with)."""
+        scalars (or this TFDS has no proto module to parse with). With `decode_text`
+        not None, it makes the stream's tuples of `names` (text decoded if true)."""
         try:
             from tensorflow_datasets.proto import tf_example_pb2
             scalar_types = (tfds.features.Scalar, tfds.features.ClassLabel,
@@ -189,27 +275,31 @@ class _ScalarFeaturesDecoder:
                     or getattr(feature, "_encoded_to_bytes", True)
                     or getattr(feature, "_optional", True)
                     or getattr(feature, "encoder", None) is not None
+                    or np.dtype(feature.np_dtype).kind not in _FEATURE_LISTS
                     or np.dtype(feature.np_dtype) == np.uint64):
                 return None
+        select = None if decode_text is None else (tuple(names), bool(decode_text))
 
         def fallback(record):
-            return _as_feature_dtype(deserialize(record), features)
+            example = _as_feature_dtype(deserialize(record), features)
+            return example if select is None else _select(example, *select)
 
-        return cls(tf_example_pb2.Example, features, names, fallback)
+        return cls(tf_example_pb2.Example, features, names, fallback, select)
 
     def __call__(self, record):
         feature_map = self._parse(record).features.feature
-        example = {}
+        values = []
         try:
-            for name, convert in self._fields:
-                feature = feature_map[name]
-                values = getattr(feature, feature.WhichOneof("kind")).value
-                if len(values) != 1:
+            for name, kind, convert in self._fields:
+                stored = getattr(feature_map[name], kind).value
+                if len(stored) != 1:
                     return self._fallback(record)
-                example[name] = convert(values[0])
+                values.append(convert(stored[0]))
         except (KeyError, TypeError, ValueError):
             return self._fallback(record)
-        return example
+        if self._select is not None:
+            return tuple(values)
+        return {name: value for (name, _, _), value in zip(self._fields, values)}
 
 
 def _scalar_converter(dtype):
@@ -220,11 +310,15 @@ def _scalar_converter(dtype):
 
 
 def _data_source_stream(tfds, read, features):
-    # Only the selected features are decoded, unless tfds_preprocess_fn needs them all.
+    # Only the selected features are decoded, unless tfds_preprocess_fn needs them all;
+    # without it, records decode straight to the stream's tuples.
     names = read.keys if read.preprocess_fn is None else None
-    decode = _ScalarFeaturesDecoder.for_features(tfds, features, names)
+    to_tuples = names is not None
+    decode = _ScalarFeaturesDecoder.for_features(
+        tfds, features, names, decode_text=read.decode_text if to_tuples else None)
     methods = getattr(tfds.decode, "DeserializeMethod", None)  # (not in older TFDS)
     if decode is None or methods is None:
+        to_tuples = False
         source = tfds.data_source(read.dataset_name, split=read.split, data_dir=read.data_dir,
                                   download=False)
 
@@ -233,12 +327,15 @@ def _data_source_stream(tfds, read, features):
     else:
         source = tfds.data_source(read.dataset_name, split=read.split, data_dir=read.data_dir,
                                   download=False, deserialize_method=methods.RAW_BYTES)
+        source = _ArrayRecordShards.for_source(source) or source
 
     def stream(generator=None):
         del generator
-        for example in _data_source_examples(source, decode, read.shuffle, read.seed,
-                                             read.repeat, read.preprocess_fn):
-            yield _select(example, read.keys, read.decode_text)
+        examples = _data_source_examples(source, decode, read.shuffle, read.seed, read.repeat,
+                                         read.preprocess_fn)
+        if to_tuples:
+            return examples
+        return (_select(example, read.keys, read.decode_text) for example in examples)
 
     return stream
 

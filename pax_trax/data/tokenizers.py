@@ -127,8 +127,19 @@ def _map_fields(stream, keys, convert):
 
     A tuple or list gives a tuple, a dict a dict, anything else is converted whole.
     """
+    # The usual case, a tuple with its fields chosen by index, is done without
+    # visiting the other fields (the hot loop of a tokenizing pipeline).
+    indices = None
+    if keys is not None and all(type(k) is int and k >= 0 for k in keys):
+        indices = sorted(set(keys))
     for example in stream:
-        if isinstance(example, (list, tuple)):
+        if indices is not None and type(example) is tuple:
+            fields = list(example)
+            for i in indices:
+                if i < len(fields):
+                    fields[i] = convert(fields[i], i)
+            yield tuple(fields)
+        elif isinstance(example, (list, tuple)):
             yield tuple(convert(x, i) if keys is None or i in keys else x for i, x in enumerate(example))
         elif isinstance(example, dict):
             yield {k: convert(x, k) if keys is None or k in keys else x for k, x in example.items()}
@@ -136,9 +147,20 @@ def _map_fields(stream, keys, convert):
             yield convert(example, None)
 
 
-def _encode(vocab, value, key, n_reserved_ids, where):
-    ids = np.asarray(vocab.encode(as_text(value, where, key)), dtype=np.int64)
-    return ids + n_reserved_ids if n_reserved_ids else ids
+def _encoder(vocab, n_reserved_ids, where):
+    """``convert(value, key)`` for `_map_fields`: text -> int64 ids, shifted by `n_reserved_ids`."""
+    encode_array = getattr(vocab, "encode_array", None)  # (SubwordTextEncoder: no list made)
+    if encode_array is None:
+        def encode_array(text):
+            return np.asarray(vocab.encode(text), dtype=np.int64)
+
+    def convert(value, key):
+        if not isinstance(value, (str, bytes)):
+            value = as_text(value, where, key)
+        ids = encode_array(value)
+        return ids + n_reserved_ids if n_reserved_ids else ids
+
+    return convert
 
 
 # --------------------------------------------------------------- tokenizing
@@ -149,7 +171,7 @@ def _tokenize(stream, keys, vocab_type, vocab_file, vocab_dir, n_reserved_ids, w
     n_reserved_ids = _checked_n_reserved_ids(n_reserved_ids, where)
     vocab = load_vocabulary(vocab_type, vocab_file, vocab_dir, where=where)
     stream = _checked_stream(stream, where)
-    return _map_fields(stream, keys, lambda x, k: _encode(vocab, x, k, n_reserved_ids, where))
+    return _map_fields(stream, keys, _encoder(vocab, n_reserved_ids, where))
 
 
 def tokenize(stream, keys=None, vocab_type="subword", vocab_file=None, vocab_dir=None, n_reserved_ids=0):

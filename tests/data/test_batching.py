@@ -67,6 +67,21 @@ def test_batch_pads_with_zeros_and_keeps_values(arrays):
         assert stacked[i].sum() == a.sum()  # everything else is zero padding
 
 
+@given(
+    st.lists(hnp.arrays(np.int64, st.integers(0, 6), elements=st.integers(1, 9)), min_size=1, max_size=6),
+    st.sampled_from([None, 4, 8]),
+    st.booleans(),
+)
+def test_sequences_pad_as_np_pad_does(arrays, boundary, strict):
+    # 1-D sequences (tokenized text) take a one-copy path; it must equal padding each.
+    stacked = data.pad_to_max_dims(arrays, boundary=boundary, strict_pad_on_len=strict)
+    longest = max(len(a) for a in arrays)
+    assert stacked.shape[0] == len(arrays) and stacked.shape[1] >= longest
+    expected = np.stack([np.pad(a, (0, stacked.shape[1] - len(a))) for a in arrays])
+    np.testing.assert_array_equal(stacked, expected)
+    assert stacked.dtype == np.int64
+
+
 def test_batch_bad_examples_name_the_combinator():
     with pytest.raises(ValueError, match=r"Batch: expected every example in a batch to be a tuple of 2"):
         next(data.batch(iter([(1, 2), (1, 2, 3)]), 2))

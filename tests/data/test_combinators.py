@@ -224,14 +224,30 @@ def test_shuffle_queue_size_limits_lookahead(queue_size):
         assert first_ten != list(range(100, 110))
 
 
-@pytest.mark.parametrize("n_samples", [0, 1, 99, 100, 101, 199])
+@pytest.mark.parametrize("n_samples", [0, 1, 99, 100, 101, 199, 1124, 1125, 3000])
 def test_shuffle_yields_all_samples(n_samples):
+    # (1124 = the queue plus one block of slots drawn at once: ends exactly at a block)
     assert sorted(data.shuffle(iter(range(n_samples)), 100, rng=3)) == list(range(n_samples))
 
 
 @given(st.lists(st.integers(), max_size=40), st.integers(1, 10), st.integers(0, 2**31))
 def test_shuffle_is_a_permutation(samples, queue_size, seed):
     assert sorted(data.shuffle(samples, queue_size, rng=seed)) == sorted(samples)
+
+
+def test_shuffle_mixes_across_blocks_of_drawn_slots():
+    # A random-out queue of q: sample k enters as output k - q leaves and waits a
+    # geometric number of outputs (mean q), so its mean displacement is 0 and it is
+    # never out more than q - 1 early, at every position, block boundaries included.
+    n, queue_size = 3000, 10
+    runs = np.array([list(data.shuffle(range(n), queue_size, rng=seed)) for seed in range(200)])
+    displacement = np.argsort(runs, axis=1) - np.arange(n)
+    assert displacement.min() == -(queue_size - 1)
+    mean = displacement[:, 100:-100].mean(axis=0)  # (standard error ~0.67 per position)
+    assert np.abs(mean).max() < 4
+    # Successive blocks of drawn slots are fresh draws, not a repeated block.
+    first, second = runs[0, 10:10 + 1024], runs[0, 10 + 1024:10 + 2048]
+    assert not np.array_equal(first - first.min(), second - second.min())
 
 
 def test_shuffle_seed_reproducible_and_per_stream():

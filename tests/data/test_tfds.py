@@ -530,3 +530,33 @@ def test_bad_input_is_explained(dirs, tmp_path):
         load(dirs, "tfrecord", backend="data_source")
     with pytest.raises(ValueError, match="backend='tf' reads datasets stored as tfrecord"):
         load(dirs, "array_record", backend="tf")
+
+
+def test_array_record_shards_read_keys_across_shards_and_slices(tmp_path):
+    # The data_source backend's own array_record reader: keys over several shards, each
+    # read from `skip` for `take` records (a sliced split), equal what was written.
+    from array_record.python import array_record_module
+    from pax_trax.data.tfds import _ArrayRecordShards
+
+    class Instruction:  # (the fields of a TFDS FileInstruction it reads)
+        def __init__(self, filename, skip, take):
+            self.filename, self.skip, self.take = filename, skip, take
+
+    shards, instructions = [], []
+    for shard, (n, skip, take) in enumerate([(5, 1, 3), (4, 0, 4), (6, 2, 2)]):
+        path = str(tmp_path / f"data.array_record-0000{shard}")
+        writer = array_record_module.ArrayRecordWriter(path, "group_size:1")
+        records = [f"shard {shard} record {i}".encode() for i in range(n)]
+        for record in records:
+            writer.write(record)
+        writer.close()
+        shards.append(records[skip:skip + take])
+        instructions.append(Instruction(path, skip, take))
+    expected = [record for records in shards for record in records]
+    source = _ArrayRecordShards(instructions)
+    assert len(source) == len(expected) == 9
+    keys = [8, 0, 3, 2, 7, 5, 1, 6, 4, 3]
+    assert source.__getitems__(keys) == [expected[k] for k in keys]
+    assert source.__getitems__([]) == []
+    with pytest.raises(IndexError, match="TFDS: record keys must be in"):
+        source.__getitems__([9])

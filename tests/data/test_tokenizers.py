@@ -153,6 +153,28 @@ def test_subword_tokenize_text_on_verses_is_the_per_character_rule():
             subword_text_encoder._tokenize_by_character(verse)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40) | st.text(alphabet=st.sampled_from(string.printable), max_size=40))
+def test_subword_encode_array_is_encode_as_int64(subword_path, text):
+    # Tokenize's path (tokens' ids from the cache, no list) against encode's.
+    encoder = load_vocabulary("subword", subword_path)
+    ids = encoder.encode_array(text)
+    assert ids.dtype == np.int64 and ids.ndim == 1
+    assert ids.tolist() == encoder.encode(text) == encoder.encode(text.encode("utf-8"))
+    assert encoder.decode(ids) == text
+
+
+def test_subword_token_cache_is_bounded_and_forgets_nothing_it_needs(monkeypatch):
+    monkeypatch.setattr(subword_text_encoder, "_CACHE_SIZE", 8)
+    encoder = subword_text_encoder.SubwordTextEncoder.build_from_token_counts_at(
+        {"alpha": 3, "beta": 3, "gamma": 2}, 2)
+    words = [f"w{i}" for i in range(30)] + ["alpha", "beta", "gamma"]
+    first = [encoder.encode(w) for w in words]
+    assert len(encoder._cache) <= 8  # cleared when full, not grown without bound
+    assert [encoder.encode(w) for w in words] == first
+    assert [encoder.decode(ids) for ids in first] == words
+
+
 # -------------------------------------------------------------- sentencepiece
 
 
