@@ -239,21 +239,21 @@ class _ScalarFeaturesDecoder:
     (NumPy scalars of the feature's dtype, text as bytes); a record that does
     not look as expected is decoded by TFDS instead.
 
-    With `select`, a record decodes straight to the stream's example,
-    ``_select(decoded, names, decode_text)``, without the dict in between.
+    With `decode_text` not None, a record decodes straight to the stream's
+    example, ``_select(decoded, names, decode_text)``, without the dict in between.
     """
 
-    def __init__(self, example_class, features, names, fallback, select=None):
+    def __init__(self, example_class, features, names, fallback, decode_text=None):
         self._parse = example_class.FromString
         self._fields = []
         for name in names:
             dtype = np.dtype(features[name].np_dtype)
             convert = _scalar_converter(dtype)
-            if select is not None and select[1] and dtype == object:
+            if decode_text and dtype == object:
                 convert = bytes.decode  # (UTF-8, strict: as _decode_text)
             self._fields.append((name, _FEATURE_LISTS[dtype.kind], convert))
         self._fallback = fallback
-        self._select = select
+        self._as_tuples = decode_text is not None
 
     @classmethod
     def for_features(cls, tfds, features, names, decode_text=None):
@@ -278,13 +278,11 @@ class _ScalarFeaturesDecoder:
                     or np.dtype(feature.np_dtype).kind not in _FEATURE_LISTS
                     or np.dtype(feature.np_dtype) == np.uint64):
                 return None
-        select = None if decode_text is None else (tuple(names), bool(decode_text))
-
         def fallback(record):
             example = _as_feature_dtype(deserialize(record), features)
-            return example if select is None else _select(example, *select)
+            return example if decode_text is None else _select(example, names, decode_text)
 
-        return cls(tf_example_pb2.Example, features, names, fallback, select)
+        return cls(tf_example_pb2.Example, features, names, fallback, decode_text)
 
     def __call__(self, record):
         feature_map = self._parse(record).features.feature
@@ -297,7 +295,7 @@ class _ScalarFeaturesDecoder:
                 values.append(convert(stored[0]))
         except (KeyError, TypeError, ValueError):
             return self._fallback(record)
-        if self._select is not None:
+        if self._as_tuples:
             return tuple(values)
         return {name: value for (name, _, _), value in zip(self._fields, values)}
 
