@@ -8,7 +8,9 @@ stream of bare arrays (not tuples) is batched into bare arrays.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
+import operator
 
 import numpy as np
 
@@ -60,6 +62,10 @@ def _batch(generator, batch_size):
 def stack_examples(where, examples, boundary=None, strict_pad_on_len=False):
     """Pads and stacks a list of examples element-wise (tuples) or whole (arrays)."""
     first = examples[0]
+    if type(first) is tuple:
+        stacked = _stack_tuples(where, examples, boundary, strict_pad_on_len)
+        if stacked is not None:
+            return stacked
     if not is_example_tuple(first):
         for example in examples:
             if is_example_tuple(example):
@@ -84,6 +90,52 @@ def stack_examples(where, examples, boundary=None, strict_pad_on_len=False):
         )
         for i in range(width)
     )
+
+
+# Python and NumPy scalar types whose values `np.array` stacks as `np.asarray` makes them.
+_NUMBER_TYPES = (bool, int, float, complex, np.bool_, np.number)
+
+
+def _stack_tuples(where, examples, boundary, strict_pad_on_len):
+    """`stack_examples` of tuples of one width, column by column without a Python loop over
+    the examples for the usual columns (numbers; 1-D number arrays of one dtype); None
+    when the examples are not all tuples of the first one's width (the checked path
+    explains what is wrong)."""
+    if len(set(map(type, examples))) != 1 or len(set(map(len, examples))) != 1:
+        return None
+    stacked = []
+    for i, column in enumerate(zip(*examples)):
+        batch = _stack_column(f"{where} (element {i})", column, boundary, strict_pad_on_len)
+        if batch is None:
+            batch = _pad_to_max_dims(f"{where} (element {i})", [np.asarray(x) for x in column],
+                                     boundary, strict_pad_on_len)
+        stacked.append(batch)
+    return tuple(stacked)
+
+
+def _stack_column(where, column, boundary, strict_pad_on_len):
+    """`_pad_to_max_dims` of one column of scalars or of 1-D arrays, or None for others."""
+    types = set(map(type, column))
+    if len(types) != 1 or isinstance(boundary, (list, tuple)):
+        return None
+    kind = types.pop()
+    if issubclass(kind, _NUMBER_TYPES):
+        if kind is int and not all(-2**63 <= x < 2**63 for x in column):
+            return None  # (np.asarray(huge int) is an object array)
+        batch = np.array(column)
+        return batch if batch.dtype.kind in "biufc" else None
+    if kind is not np.ndarray or set(map(operator.attrgetter("ndim"), column)) != {1}:
+        return None
+    dtypes = set(map(operator.attrgetter("dtype"), column))
+    dtype = dtypes.pop() if len(dtypes) == 1 else None
+    if dtype is None or dtype.kind not in "biufc":
+        return None
+    lengths = np.fromiter(map(len, column), np.intp, len(column))
+    (target,) = _padded_shape([int(lengths.max())], [int(lengths.min())], boundary,
+                              strict_pad_on_len, where)
+    batch = np.zeros((len(column), target), dtype)
+    batch[np.arange(target) < lengths[:, None]] = np.concatenate(column)
+    return batch
 
 
 def pad_to_max_dims(tensors, boundary=None, strict_pad_on_len=False):
@@ -120,6 +172,30 @@ def _next_power_of_two(n):
     return 0 if n == 0 else 2 ** math.ceil(math.log2(n))
 
 
+def _padded_shape(max_lens, min_lens, boundary, strict_pad_on_len, where="pad_to_max_dims"):
+    """The padded shape of tensors whose dimensions span ``min_lens .. max_lens``."""
+    ndim = len(max_lens)
+    if boundary is not None and (strict_pad_on_len or isinstance(boundary, (list, tuple))):
+        boundaries = list(boundary) if isinstance(boundary, (list, tuple)) else [boundary] * ndim
+        if len(boundaries) != ndim:
+            raise ValueError(
+                f"{where}: expected one boundary per dimension, got ndim({ndim}) vs "
+                f"boundary({boundary}), len(boundary) = {len(boundaries)}."
+            )
+        # Round every dimension up to a multiple of its boundary.
+        return [m if not b else b * math.ceil(m / b) for m, b in zip(max_lens, boundaries)]
+    target = []
+    for max_len, min_len in zip(max_lens, min_lens):
+        if boundary is None or (max_len == min_len == boundary):
+            target.append(max_len)
+        else:
+            padded_len = max(max_len, boundary)
+            if 2 * max_len < padded_len:  # the boundary would waste > half
+                padded_len = _next_power_of_two(max_len)
+            target.append(padded_len)
+    return target
+
+
 def _pad_to_max_dims(where, tensors, boundary, strict_pad_on_len):
     if not tensors:
         raise ValueError(f"{where}: expected at least one tensor to pad, got none.")
@@ -130,28 +206,9 @@ def _pad_to_max_dims(where, tensors, boundary, strict_pad_on_len):
             f"{[t.shape for t in tensors]}."
         )
 
-    if boundary is not None and (strict_pad_on_len or isinstance(boundary, (list, tuple))):
-        boundaries = list(boundary) if isinstance(boundary, (list, tuple)) else [boundary] * ndim
-        if len(boundaries) != ndim:
-            raise ValueError(
-                f"{where}: expected one boundary per dimension, got ndim({ndim}) vs "
-                f"boundary({boundary}), len(boundary) = {len(boundaries)}."
-            )
-        max_lens = [max(t.shape[i] for t in tensors) for i in range(ndim)]
-        # Round every dimension up to a multiple of its boundary.
-        target = [m if not b else b * math.ceil(m / b) for m, b in zip(max_lens, boundaries)]
-    else:
-        target = []
-        for i in range(ndim):
-            max_len = max(t.shape[i] for t in tensors)
-            min_len = min(t.shape[i] for t in tensors)
-            if boundary is None or (max_len == min_len == boundary):
-                target.append(max_len)
-            else:
-                padded_len = max(max_len, boundary)
-                if 2 * max_len < padded_len:  # the boundary would waste > half
-                    padded_len = _next_power_of_two(max_len)
-                target.append(padded_len)
+    max_lens = [max(t.shape[i] for t in tensors) for i in range(ndim)]
+    min_lens = [min(t.shape[i] for t in tensors) for i in range(ndim)]
+    target = _padded_shape(max_lens, min_lens, boundary, strict_pad_on_len, where)
 
     dtypes = {t.dtype for t in tensors}
     dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)  # as np.stack's
@@ -243,22 +300,23 @@ def bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_o
 
 def _bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_on_len):
     buckets = [[] for _ in batch_sizes]
-    bounds = boundaries + [math.inf]  # the last bucket is unbounded
+    pad_to = [*boundaries, None][:len(batch_sizes)]  # the last bucket may be unbounded
+    n_buckets = len(buckets)
+    first_boundary_at_least = functools.partial(bisect.bisect_left, boundaries)
     for example in generator:
         length = length_fn(example)
-        bucket_idx = bisect.bisect_left(boundaries, length)  # the first boundary >= length
-        if bucket_idx >= len(buckets):
+        bucket_idx = first_boundary_at_least(length)
+        if bucket_idx >= n_buckets:
             raise ValueError(
                 f"BucketByLength: example of length {length} is longer than the last boundary "
                 f"{boundaries[-1]} and there is no batch size for an unbounded last bucket "
                 f"(give len(boundaries) + 1 batch sizes); example: {describe(example)}."
             )
-        buckets[bucket_idx].append(example)
-        if len(buckets[bucket_idx]) == batch_sizes[bucket_idx]:
-            boundary = bounds[bucket_idx]
-            boundary = None if boundary == math.inf else boundary
-            yield stack_examples("BucketByLength", buckets[bucket_idx], boundary, strict_pad_on_len)
+        bucket = buckets[bucket_idx]
+        bucket.append(example)
+        if len(bucket) == batch_sizes[bucket_idx]:
             buckets[bucket_idx] = []
+            yield stack_examples("BucketByLength", bucket, pad_to[bucket_idx], strict_pad_on_len)
 
 
 def UnBatch():  # noqa: N802 (Trax name)

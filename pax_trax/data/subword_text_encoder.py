@@ -161,12 +161,16 @@ def unescape_token(escaped_token):
     return _UNESCAPE_REGEX.sub(replace, trimmed)
 
 
+def _decode_utf8(data):
+    return data.decode("utf-8", "ignore")
+
+
 def _as_text(text, where):
     if isinstance(text, str):
         return text
     if isinstance(text, (bytes, bytearray)):
         # As tensor2tensor's native_to_unicode: undecodable bytes are dropped.
-        return bytes(text).decode("utf-8", errors="ignore")
+        return _decode_utf8(bytes(text))
     raise TypeError(f"{where}: expected text (str or bytes), got {type(text).__name__}: {text!r:.80}")
 
 
@@ -211,6 +215,7 @@ class SubwordTextEncoder:
         self._subtoken_string_to_id = {}
         self._max_subtoken_len = 0
         self._cache = _TokenIds(self._encode_token)
+        self._block_encoder = None
         self.filename = filename
         if filename is not None:
             self._load_from_file(filename)
@@ -230,6 +235,27 @@ class SubwordTextEncoder:
         """
         tokens = tokenize_text(_as_text(text, "SubwordTextEncoder.encode_array"))
         return np.fromiter(self._subtoken_ids(tokens), np.int64)
+
+    def encode_batch(self, texts):
+        """`encode_array` of each of `texts` (str or UTF-8 bytes), ~4x faster per text
+        on short texts: the whole list is tokenized and looked up with NumPy
+        (`pax_trax.data._subword_blocks`).
+
+        >>> encoder = SubwordTextEncoder.build_from_token_counts_at({"hi": 2}, 1)
+        >>> [ids.tolist() for ids in encoder.encode_batch(["hi hi", b"hi"])]
+        [[2, 2], [2]]
+        """
+        texts = list(texts)
+        kinds = set(map(type, texts))
+        if kinds == {bytes}:
+            texts = list(map(_decode_utf8, texts))
+        elif kinds != {str}:
+            texts = [_as_text(text, "SubwordTextEncoder.encode_batch") for text in texts]
+        if self._block_encoder is None:
+            from pax_trax.data._subword_blocks import SubwordBlockEncoder
+
+            self._block_encoder = SubwordBlockEncoder(self._cache.__getitem__, _is_alnum)
+        return self._block_encoder.encode(texts)
 
     def encode_without_tokenizing(self, token_text):
         """Encodes `token_text` as a single token (no split into alphanumeric runs)."""
@@ -436,6 +462,7 @@ class SubwordTextEncoder:
         self._subtoken_string_to_id = {
             s: i + len(reserved_tokens) for i, s in enumerate(subtoken_strings) if s}
         self._cache = _TokenIds(self._encode_token)
+        self._block_encoder = None  # (it remembers ids of the old subtokens)
 
     def _init_alphabet_from_tokens(self, tokens):
         self._alphabet = {c for token in tokens for c in token} | _ESCAPE_CHARS

@@ -69,6 +69,8 @@ file), offline and in-process:
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from pax_trax.data._checks import describe
@@ -122,16 +124,29 @@ def _checked_stream(stream, where):
                         f"{describe(stream)}.") from None
 
 
-def _map_fields(stream, keys, convert):
+# Examples tokenized together when the vocabulary encodes lists of texts (`_map_fields`
+# then reads this many examples ahead of what it has yielded).
+_BLOCK_SIZE = 256
+
+
+def _map_fields(stream, keys, convert, convert_texts=None):
     """Applies ``convert(value, key)`` to the selected fields of each example (Trax's traversal).
 
     A tuple or list gives a tuple, a dict a dict, anything else is converted whole.
+    With `convert_texts` (a list of str/bytes -> the list of their conversions), tuples
+    with their fields chosen by index are converted `_BLOCK_SIZE` at a time.
     """
     # The usual case, a tuple with its fields chosen by index, is done without
     # visiting the other fields (the hot loop of a tokenizing pipeline).
     indices = None
     if keys is not None and all(type(k) is int and k >= 0 for k in keys):
         indices = sorted(set(keys))
+    if indices is not None and convert_texts is not None:
+        return _map_blocks(iter(stream), indices, convert, convert_texts)
+    return _map_each(stream, keys, indices, convert)
+
+
+def _map_each(stream, keys, indices, convert):
     for example in stream:
         if indices is not None and type(example) is tuple:
             fields = list(example)
@@ -147,8 +162,45 @@ def _map_fields(stream, keys, convert):
             yield convert(example, None)
 
 
+def _map_blocks(stream, indices, convert, convert_texts):
+    """`_map_each` (with `indices`) a block of examples at a time; the same examples,
+    errors and skips, in the same order."""
+    while True:
+        block = []
+        try:
+            for example in itertools.islice(stream, _BLOCK_SIZE):
+                block.append(example)
+        except Exception:
+            yield from _map_each(block, indices, indices, convert)  # those read before the error
+            raise
+        yield from _map_block(block, indices, convert, convert_texts)
+        if len(block) < _BLOCK_SIZE:
+            return
+
+
+def _map_block(block, indices, convert, convert_texts):
+    """The converted examples of `block`: column by column when they are tuples of one
+    width with text at `indices`; else one by one (which explains a bad field after
+    yielding the examples before it)."""
+    if not block or len(set(map(type, block))) != 1 or type(block[0]) is not tuple:
+        return _map_each(block, indices, indices, convert)
+    widths = set(map(len, block))
+    width = widths.pop()
+    if widths or width == 0:
+        return _map_each(block, indices, indices, convert)
+    columns = list(zip(*block))
+    chosen = [i for i in indices if i < width]
+    if not all(set(map(type, columns[i])) <= {str, bytes} for i in chosen):
+        return _map_each(block, indices, indices, convert)
+    for i in chosen:
+        columns[i] = convert_texts(columns[i])
+    return zip(*columns)
+
+
 def _encoder(vocab, n_reserved_ids, where):
-    """``convert(value, key)`` for `_map_fields`: text -> int64 ids, shifted by `n_reserved_ids`."""
+    """``convert(value, key)`` for `_map_fields`: text -> int64 ids, shifted by
+    `n_reserved_ids`; and ``convert_texts(texts)`` when `vocab` encodes lists of
+    texts at once (``encode_batch``), else None."""
     encode_array = getattr(vocab, "encode_array", None)  # (SubwordTextEncoder: no list made)
     if encode_array is None:
         def encode_array(text):
@@ -160,7 +212,15 @@ def _encoder(vocab, n_reserved_ids, where):
         ids = encode_array(value)
         return ids + n_reserved_ids if n_reserved_ids else ids
 
-    return convert
+    encode_batch = getattr(vocab, "encode_batch", None)
+    if encode_batch is None:
+        return convert, None
+
+    def convert_texts(texts):
+        encoded = encode_batch(texts)
+        return [ids + n_reserved_ids for ids in encoded] if n_reserved_ids else encoded
+
+    return convert, convert_texts
 
 
 # --------------------------------------------------------------- tokenizing
@@ -171,7 +231,7 @@ def _tokenize(stream, keys, vocab_type, vocab_file, vocab_dir, n_reserved_ids, w
     n_reserved_ids = _checked_n_reserved_ids(n_reserved_ids, where)
     vocab = load_vocabulary(vocab_type, vocab_file, vocab_dir, where=where)
     stream = _checked_stream(stream, where)
-    return _map_fields(stream, keys, _encoder(vocab, n_reserved_ids, where))
+    return _map_fields(stream, keys, *_encoder(vocab, n_reserved_ids, where))
 
 
 def tokenize(stream, keys=None, vocab_type="subword", vocab_file=None, vocab_dir=None, n_reserved_ids=0):

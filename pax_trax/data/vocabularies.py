@@ -138,6 +138,10 @@ class SentencePieceVocabulary:
     def encode(self, text):
         return self._processor.encode(_to_str(text))
 
+    def encode_batch(self, texts):
+        """The int64 ids of each of `texts`, encoded in one call to SentencePiece."""
+        return [np.array(ids, np.int64) for ids in self._processor.encode(list(map(_to_str, texts)))]
+
     def decode(self, ids):
         unk_id, eos_id = self._processor.unk_id(), self._processor.eos_id()
         clean = [unk_id if i >= self._n_pieces else i for i in ids if i >= 0]

@@ -82,6 +82,48 @@ def test_sequences_pad_as_np_pad_does(arrays, boundary, strict):
     assert stacked.dtype == np.int64
 
 
+_COLUMN_VALUES = st.one_of(
+    st.integers(-(2**70), 2**70),  # (ints beyond int64 make object arrays: the checked path)
+    st.floats(allow_nan=False, width=32),
+    st.booleans(),
+    st.integers(-5, 5).map(np.int64),
+    st.integers(-5, 5).map(np.int32),
+    st.floats(-2, 2, width=32).map(np.float32),
+    st.text(max_size=3),
+    hnp.arrays(np.int64, st.integers(0, 6), elements=st.integers(1, 9)),
+    hnp.arrays(np.int32, st.integers(0, 6), elements=st.integers(1, 9)),
+    hnp.arrays(np.float32, st.integers(0, 3), elements=st.floats(-1, 1, width=32)),
+    hnp.arrays(np.int64, hnp.array_shapes(min_dims=0, max_dims=2, max_side=3), elements=st.integers(1, 9)),
+)
+
+
+@given(st.lists(st.lists(_COLUMN_VALUES, min_size=2, max_size=2), min_size=1, max_size=5),
+       st.sampled_from([None, 4, 8]), st.booleans())
+def test_stacked_columns_equal_padding_each_element(rows, boundary, strict):
+    # stack_examples stacks columns of scalars and of 1-D arrays without a loop over the
+    # examples; every column must come out as the checked per-element path makes it
+    # (or fail as it fails).
+    from pax_trax.data.batching import _pad_to_max_dims, stack_examples
+
+    examples = [tuple(row) for row in rows]
+    expected, expected_error = [], None
+    try:
+        for i in range(2):
+            column = [np.asarray(example[i]) for example in examples]
+            expected.append(_pad_to_max_dims(f"B (element {i})", column, boundary, strict))
+    except (ValueError, TypeError) as error:
+        expected_error = error
+    if expected_error is not None:
+        with pytest.raises(type(expected_error)):
+            stack_examples("B", examples, boundary, strict)
+        return
+    stacked = stack_examples("B", examples, boundary, strict)
+    assert len(stacked) == 2
+    for got, want in zip(stacked, expected):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
 def test_batch_bad_examples_name_the_combinator():
     with pytest.raises(ValueError, match=r"Batch: expected every example in a batch to be a tuple of 2"):
         next(data.batch(iter([(1, 2), (1, 2, 3)]), 2))

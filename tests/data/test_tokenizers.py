@@ -175,6 +175,133 @@ def test_subword_token_cache_is_bounded_and_forgets_nothing_it_needs(monkeypatch
     assert [encoder.decode(ids) for ids in first] == words
 
 
+_BATCH_TEXTS = st.lists(
+    st.text(max_size=30)
+    | st.text(alphabet=st.sampled_from(" ab1.-\\_"), max_size=30)
+    | st.text(alphabet=st.sampled_from(string.printable), max_size=30)
+    | st.binary(max_size=20),  # (undecodable bytes are dropped, as in encode)
+    max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_BATCH_TEXTS)
+def test_subword_encode_batch_is_encode_of_each(subword_path, texts):
+    # Tokens split and looked up with NumPy over all the texts at once: every text's ids
+    # must be encode's, in its own int64 array, however the texts mix lengths,
+    # scripts, spaces at either end, empty texts and bytes.
+    encoder = load_vocabulary("subword", subword_path)
+    for _ in range(2):  # (the second time every token is in the table)
+        encoded = encoder.encode_batch(texts)
+        assert len(encoded) == len(texts)
+        for ids, text in zip(encoded, texts):
+            assert ids.dtype == np.int64 and ids.ndim == 1 and ids.base is None
+            assert ids.tolist() == encoder.encode(text)
+
+
+def test_subword_encode_batch_on_verses_and_long_tokens(subword_path):
+    encoder = load_vocabulary("subword", subword_path)
+    long_words = ["x" * 64, "y" * 65, "z" * 300 + "!" * 70, "é" * 80 + " " + "ab" * 40]
+    texts = VERSES[:300] + long_words + [" " + GENESIS_1_1 + " ", " ", "  ", "a b", "\u00e9_"]
+    expected = [encoder.encode(text) for text in texts]
+    for _ in range(2):
+        assert [ids.tolist() for ids in encoder.encode_batch(texts)] == expected
+    assert [encoder.decode(ids) for ids in encoder.encode_batch(texts)] == texts
+
+
+def test_subword_encode_batch_table_is_bounded_and_forgets_nothing_it_needs(monkeypatch):
+    from pax_trax.data import _subword_blocks
+
+    monkeypatch.setattr(_subword_blocks, "_MAX_TOKENS", 8)
+    monkeypatch.setattr(_subword_blocks, "_FIRST_SLOTS", 8)
+    encoder = subword_text_encoder.SubwordTextEncoder.build_from_token_counts_at(
+        {"alpha": 3, "beta": 3, "gamma": 2}, 2)
+    texts = [" ".join(f"w{j}" for j in range(i, i + 7)) for i in range(20)] + ["alpha beta"]
+    expected = [encoder.encode(text) for text in texts]
+    for block in (texts, texts[:3], texts[-2:], texts):
+        assert [ids.tolist() for ids in encoder.encode_batch(block)] == [
+            encoder.encode(text) for text in block]
+        assert encoder._block_encoder._n_tokens <= 8
+    assert [ids.tolist() for ids in encoder.encode_batch(texts)] == expected
+
+
+def test_subword_encode_batch_checks_what_the_first_hash_finds():
+    # Tokens are found by their first 64-bit hash and then checked on the second and on
+    # their length; a token that fails the check is encoded on its own (here the
+    # table is altered so that "beta" is found for "alpha" and fails the check).
+    encoder = subword_text_encoder.SubwordTextEncoder.build_from_token_counts_at(
+        {"alpha": 3, "beta": 3}, 2)
+    expected = [encoder.encode("alpha"), encoder.encode("beta")]
+    encoder.encode_batch(["beta"])
+    table = encoder._block_encoder
+    alpha_first_hash = table._running_sums(
+        *table._classify("alpha")[::2], np.array([0]), np.array([5]), 5)[5, 0]
+    table._slots[:] = -1
+    table._hashes[0, 0] = alpha_first_hash
+    table._place(0)
+    table._lengths[0] = 5
+    assert [ids.tolist() for ids in encoder.encode_batch(["alpha", "beta"])] == expected
+
+
+def test_subword_encode_batch_is_an_error_for_non_text(subword_path):
+    encoder = load_vocabulary("subword", subword_path)
+    with pytest.raises(TypeError, match=r"SubwordTextEncoder.encode_batch: expected text .* got int"):
+        encoder.encode_batch(["fine", 3])
+
+
+def test_tokenize_in_blocks_gives_the_examples_one_by_one_would(subword_path, monkeypatch):
+    # Tokenize reads blocks of examples ahead; streams of every kind must come out as
+    # the example-by-example path makes them, blocks or not.
+    monkeypatch.setattr(tk, "_BLOCK_SIZE", 4)
+    vocab = dict(vocab_file=subword_path)
+    encoder = load_vocabulary("subword", subword_path)
+    examples = ([(VERSES[i], i, VERSES[i + 1].encode()) for i in range(9)]
+                + [(VERSES[9],), (), [VERSES[10], 1], {"x": 1}, VERSES[11],
+                   (np.str_(VERSES[12]), 0, "a")])
+    got = list(tk.Tokenize(keys=[0, 2, 5], **vocab)(iter(examples)))
+    assert len(got) == len(examples)
+    for example, out in zip(examples, got):
+        if isinstance(example, (tuple, list)):
+            assert type(out) is tuple and len(out) == len(example)
+            for i, (before, after) in enumerate(zip(example, out)):
+                if i in (0, 2):
+                    assert after.tolist() == encoder.encode(str(before) if isinstance(before, np.str_) else before)
+                else:
+                    assert after is before
+        else:
+            assert out == example if isinstance(example, dict) else out.tolist() == encoder.encode(example)
+    assert list(tk.Tokenize(keys=[0], **vocab)(iter([()] * 6))) == [()] * 6
+    shifted = list(tk.Tokenize(keys=[0], n_reserved_ids=3, **vocab)(iter(examples[:6])))
+    assert [x[0].tolist() for x in shifted] == [[i + 3 for i in encoder.encode(e[0])] for e in examples[:6]]
+
+
+def test_tokenize_in_blocks_yields_what_precedes_an_error_then_raises(subword_path, monkeypatch):
+    monkeypatch.setattr(tk, "_BLOCK_SIZE", 8)
+    tokenize = tk.Tokenize(keys=[0], vocab_file=subword_path)
+    bad_field = [("a",), ("b",), (5,), ("c",)]
+    stream = tokenize(iter(bad_field))
+    assert [next(stream)[0].size, next(stream)[0].size] == [1, 1]
+    with pytest.raises(TypeError, match="at key 0, got int 5"):
+        next(stream)
+
+    def failing_source():
+        yield ("a",)
+        yield ("b",)
+        raise OSError("disk gone")
+
+    stream = tokenize(failing_source())
+    assert len([next(stream), next(stream)]) == 2
+    with pytest.raises(OSError, match="disk gone"):
+        next(stream)
+
+
+def test_sentencepiece_encode_batch_is_encode_of_each(spm_path):
+    vocab = load_vocabulary("sentencepiece", spm_path)
+    texts = HELD_OUT[:50] + ["", " x ", GENESIS_1_1.encode()]
+    encoded = vocab.encode_batch(texts)
+    assert all(ids.dtype == np.int64 for ids in encoded)
+    assert [ids.tolist() for ids in encoded] == [vocab.encode(text) for text in texts]
+
+
 # -------------------------------------------------------------- sentencepiece
 
 
