@@ -86,9 +86,10 @@ class SubwordBlockEncoder:
     # ------------------------------------------------------------- encoding
 
     def encode(self, texts):
-        """The int64 subtoken ids of each of `texts` (a list of str), each its own array."""
+        """The int64 subtoken ids of each of `texts` (a list of str, or of bytes that are
+        all ASCII), each its own array."""
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-        joined = "".join(texts)
+        joined = (b"" if texts and type(texts[0]) is bytes else "").join(texts)
         n = len(joined)
         if n == 0:
             return [np.zeros(0, np.int64) for _ in texts]
@@ -138,6 +139,9 @@ class SubwordBlockEncoder:
     def _classify(self, joined):
         """Code points (uint8 or uint32), whether each is alphanumeric, and the positions
         of non-ASCII ones with their distinct values (None for ASCII text)."""
+        if type(joined) is bytes:  # (ASCII)
+            codes = np.frombuffer(joined, np.uint8)
+            return codes, self._ascii_alnum.take(codes), None
         if joined.isascii():
             codes = np.frombuffer(joined.encode("ascii"), np.uint8)
             return codes, self._ascii_alnum.take(codes), None
@@ -215,6 +219,8 @@ class SubwordBlockEncoder:
         added = {}
         for run in missing.tolist():
             text = joined[starts[run]:ends[run]]
+            if type(text) is bytes:
+                text = text.decode("ascii")
             token = added.get(text)
             if token is None:
                 if run_lengths[run] > _MAX_HASHED_LENGTH or self._n_tokens >= _MAX_TOKENS:

@@ -161,6 +161,9 @@ def unescape_token(escaped_token):
     return _UNESCAPE_REGEX.sub(replace, trimmed)
 
 
+_UTF8, _IGNORE = itertools.repeat("utf-8"), itertools.repeat("ignore")  # (for map)
+
+
 def _decode_utf8(data):
     return data.decode("utf-8", "ignore")
 
@@ -237,7 +240,7 @@ class SubwordTextEncoder:
         return np.fromiter(self._subtoken_ids(tokens), np.int64)
 
     def encode_batch(self, texts):
-        """`encode_array` of each of `texts` (str or UTF-8 bytes), ~4x faster per text
+        """`encode_array` of each of `texts` (str or UTF-8 bytes), ~2x faster per text
         on short texts: the whole list is tokenized and looked up with NumPy
         (`pax_trax.data._subword_blocks`).
 
@@ -248,7 +251,8 @@ class SubwordTextEncoder:
         texts = list(texts)
         kinds = set(map(type, texts))
         if kinds == {bytes}:
-            texts = list(map(_decode_utf8, texts))
+            if not b"".join(texts).isascii():  # (ASCII bytes are their own code points)
+                texts = list(map(bytes.decode, texts, _UTF8, _IGNORE))
         elif kinds != {str}:
             texts = [_as_text(text, "SubwordTextEncoder.encode_batch") for text in texts]
         if self._block_encoder is None:
