@@ -180,6 +180,46 @@ def _check_keys(keys, available, where, who=_TFDS):
     return keys
 
 
+# ------------------------------------------------------ plain scalar features
+
+
+# NumPy dtype kinds of the values TFDS stores as one-value tf.train.Feature lists:
+# ints and bools as int64_list, floats as float_list, text as bytes_list.
+_PLAIN_SCALAR_KINDS = frozenset("iubfOSU")
+
+
+def _plain_scalar_features(tfds, features, names=None):
+    """`names` (None: all of `features`, a TFDS ``FeaturesDict``) as a list when each is
+    a plain scalar feature, else None.
+
+    Plain: a ``Scalar``, ``ClassLabel``, ``Text`` or ``Tensor(shape=())``
+    (exactly these classes) stored plainly: not encoded to bytes, not
+    optional, no text encoder, a dtype of kind int, uint, bool, float, bytes
+    or str, not uint64. TFDS stores each as a one-value ``tf.train.Feature``
+    list under its name, so both backends can decode them without TFDS's
+    per-example code. `tfds` is the ``tensorflow_datasets`` module (passed in:
+    this module imports neither TFDS nor TensorFlow). A name that is not a
+    feature gives None.
+    """
+    try:
+        scalar_types = (tfds.features.Scalar, tfds.features.ClassLabel,
+                        tfds.features.Text, tfds.features.Tensor)
+        available = list(features.keys())
+    except AttributeError:
+        return None
+    names = available if names is None else list(names)
+    for name in names:
+        feature = features[name] if name in available else None
+        if (type(feature) not in scalar_types or tuple(feature.shape) != ()
+                or getattr(feature, "_encoded_to_bytes", True)
+                or getattr(feature, "_optional", True)
+                or getattr(feature, "encoder", None) is not None
+                or np.dtype(feature.np_dtype).kind not in _PLAIN_SCALAR_KINDS
+                or np.dtype(feature.np_dtype) == np.uint64):
+            return None
+    return names
+
+
 # ------------------------------------------------------- example values
 
 

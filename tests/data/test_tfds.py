@@ -560,3 +560,184 @@ def test_array_record_shards_read_keys_across_shards_and_slices(tmp_path):
     assert source.__getitems__([]) == []
     with pytest.raises(IndexError, match="TFDS: record keys must be in"):
         source.__getitems__([9])
+
+
+# --- the 'tf' backend's batched reading
+# Plain scalar features without tfds_preprocess_fn: the 'tf' backend reads the raw
+# records and parses them in batches (`tf_datasets._scalar_stream`); anything else goes
+# through tfds.load (`tf_datasets._tf_general_stream`). Both must give the same examples.
+
+TYPED = "pax_trax_typed_scalars"
+N_TYPED_TRAIN, N_TYPED_TEST = 90, 30
+
+
+def _tf_read(dataset_name, data_dir, split, *, shuffle, keys, decode_text=False,
+             preprocess_fn=None, repeat=False):
+    from pax_trax.data._tfds_select import _Read
+
+    return _Read(dataset_name, data_dir, split, shuffle=shuffle, seed=0,
+                 shuffle_buffer_size=1024, preprocess_fn=preprocess_fn, keys=keys,
+                 repeat=repeat, decode_text=decode_text)
+
+
+def _paths(tfds, read):
+    """(whether the fast path reads `read`, its one pass, the general path's one pass)."""
+    from pax_trax.data import tf_datasets
+
+    plan = tf_datasets._scalar_plan(tfds, read)
+    general = list(tf_datasets._tf_general_stream(tfds, read)())
+    return plan is not None, list(tf_datasets._tf_stream(tfds, read)()), general
+
+
+def typed_examples(examples):
+    """`examples` with their types and dtypes spelled out (repr: np.int32(3), b'..', 'x')."""
+    return list(map(repr, examples))
+
+
+def snippet_split(train, holdout=0, host_id=0, n_hosts=1):
+    from pax_trax.data._tfds_select import _split_for
+
+    return _split_for(NAME, {"train": N_TRAIN, "test": N_TEST}, train, holdout, host_id,
+                      n_hosts)[0]
+
+
+@pytest.mark.parametrize("keys", [KEYS, ("text", "label"), None])
+@pytest.mark.parametrize("decode_text", [False, True])
+def test_batched_reading_gives_what_tfds_load_gives(dirs, keys, decode_text):
+    tfds = _lazy.tensorflow_datasets("tests")
+    for train in (False, True):
+        read = _tf_read(NAME, dirs["tfrecord"], snippet_split(train), shuffle=train, keys=keys,
+                        decode_text=decode_text)
+        fast_used, fast, general = _paths(tfds, read)
+        assert fast_used and len(fast) == (N_TRAIN if train else N_TEST)
+        # TFDS(...) itself is the fast path: the same examples.
+        public = one_pass(dirs, keys=keys, train=train, decode_text=decode_text)
+        assert typed_examples(public) == typed_examples(fast)
+        if train:  # (the training order may differ from tfds.load's)
+            assert sorted(typed_examples(fast)) == sorted(typed_examples(general))
+        else:  # the stored order
+            assert typed_examples(fast) == typed_examples(general)
+        first = fast[0]
+        if keys is None:
+            assert isinstance(first, dict) and list(first) == list(general[0]) == sorted(KEYS)
+            first = tuple(first[k] for k in KEYS)
+        elif keys != KEYS:
+            continue
+        assert tuple(map(type, first)) == (np.int64, str if decode_text else bytes, np.int64,
+                                           np.float32)
+
+
+@pytest.mark.parametrize("holdout, host_id, n_hosts", [(0.1, 0, 1), (100, 1, 3), (0, 2, 3)])
+def test_batched_reading_of_holdouts_and_host_slices(dirs, holdout, host_id, n_hosts):
+    tfds = _lazy.tensorflow_datasets("tests")
+    for train in (False, True):
+        if not train and not holdout:
+            continue
+        split = snippet_split(train, holdout, host_id, n_hosts)
+        read = _tf_read(NAME, dirs["tfrecord"], split, shuffle=False, keys=KEYS)
+        fast_used, fast, general = _paths(tfds, read)
+        assert fast_used and split.startswith("train[")
+        assert typed_examples(fast) == typed_examples(general)
+        public = one_pass(dirs, train=train, eval_holdout_size=holdout, host_id=host_id,
+                          n_hosts=n_hosts, shuffle_train=False)
+        assert typed_examples(public) == typed_examples(fast)
+
+
+@pytest.fixture(scope="module")
+def typed_dir(rows, tmp_path_factory):
+    """A tfrecord dataset in 3 shards whose scalar features are of many dtypes, and one
+    feature that is not a scalar (``lengths``)."""
+    tfds = _lazy.tensorflow_datasets("tests")
+    texts = [text for _, text, _ in rows[:N_TYPED_TRAIN + N_TYPED_TEST]]
+
+    class PaxTraxTypedScalars(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        name = TYPED
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "n": tfds.features.Scalar(np.int64),
+                "i32": tfds.features.Scalar(np.int32),
+                "u8": tfds.features.Scalar(np.uint8),
+                "flag": tfds.features.Scalar(np.bool_),
+                "f32": tfds.features.Scalar(np.float32),
+                "f64": tfds.features.Tensor(shape=(), dtype=np.float64),
+                "label": tfds.features.ClassLabel(num_classes=3),
+                "text": tfds.features.Text(),
+                "lengths": tfds.features.Tensor(shape=(None,), dtype=np.int64),
+            }))
+
+        def _split_generators(self, dl_manager):
+            n_all = N_TYPED_TRAIN + N_TYPED_TEST
+            return {"train": self._generate_examples(0, N_TYPED_TRAIN),
+                    "test": self._generate_examples(N_TYPED_TRAIN, n_all)}
+
+        def _generate_examples(self, start, end):
+            for n in range(start, end):
+                yield n, {"n": n, "i32": -(2 ** 31) + 7 * n, "u8": (37 * n) % 256,
+                          "flag": n % 3 == 0, "f32": n / 7, "f64": 1 + n * 1e-9,
+                          "label": n % 3, "text": texts[n], "lengths": word_lengths(texts[n])}
+
+    data_dir = str(tmp_path_factory.mktemp("typed"))
+    PaxTraxTypedScalars(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(num_shards=3))
+    return data_dir
+
+
+TYPED_SCALARS = ("n", "i32", "u8", "flag", "f32", "f64", "label", "text")
+
+
+def test_batched_reading_casts_as_tfds_decodes(typed_dir):
+    tfds = _lazy.tensorflow_datasets("tests")
+    builder = tfds.builder(TYPED, data_dir=typed_dir)
+    assert len(builder.info.splits["train"].file_instructions) == 3  # (interleaved shards)
+    for split, shuffle, keys in (("test", False, TYPED_SCALARS), ("train", True, TYPED_SCALARS),
+                                 ("train[-40:]", False, ("text", "flag")),
+                                 ("train[25:70]", False, TYPED_SCALARS),
+                                 ("train", False, None)):
+        read = _tf_read(TYPED, typed_dir, split, shuffle=shuffle, keys=keys)
+        fast_used, fast, general = _paths(tfds, read)
+        assert fast_used == (keys is not None)  # (None: all features, `lengths` too)
+        assert len(fast) == len(general) > 0
+        if shuffle:
+            assert sorted(typed_examples(fast)) == sorted(typed_examples(general))
+        else:  # the stored order: 3 files interleaved as tfds.load does
+            assert typed_examples(fast) == typed_examples(general)
+    examples = list(TFDS(TYPED, data_dir=typed_dir, keys=TYPED_SCALARS, train=False,
+                         download=False, repeat=False)())
+    assert len(examples) == N_TYPED_TEST
+    for n, i32, u8, flag, f32, f64, label, text in examples:
+        assert (type(n), type(i32), type(u8), type(flag), type(f32), type(f64), type(label),
+                type(text)) == (np.int64, np.int32, np.uint8, np.bool_, np.float32, np.float64,
+                                np.int64, bytes)
+        assert i32 == -(2 ** 31) + 7 * n and u8 == (37 * n) % 256 and flag == (n % 3 == 0)
+        assert f32 == np.float32(n / 7) and label == n % 3
+        assert f64 == np.float64(np.float32(1 + n * 1e-9))  # (TFDS stores floats as float32)
+
+
+def test_general_path_for_other_features_and_preprocessing(dirs, rows, typed_dir):
+    from pax_trax.data._tfds_select import _plain_scalar_features
+
+    tfds = _lazy.tensorflow_datasets("tests")
+    features = tfds.builder(TYPED, data_dir=typed_dir).info.features
+    assert _plain_scalar_features(tfds, features, ("text", "f64")) == ["text", "f64"]
+    assert _plain_scalar_features(tfds, features, ("text", "lengths")) is None
+    assert _plain_scalar_features(tfds, features) is None
+    assert _plain_scalar_features(tfds, features, ("nope",)) is None
+    # A feature that is not a scalar: tfds.load reads it.
+    raw = {line: text for line, text, _ in rows}
+    read = _tf_read(TYPED, typed_dir, "test", shuffle=False, keys=("n", "lengths", "text"))
+    fast_used, examples, general = _paths(tfds, read)
+    assert not fast_used and len(examples) == N_TYPED_TEST
+    assert typed_examples(examples) == typed_examples(general)
+    for n, lengths, text in examples:
+        assert lengths.dtype == np.int64 and lengths.tolist() == word_lengths(text.decode())
+    # tfds_preprocess_fn: tfds.load reads, the function runs on its examples.
+    def double(ds):
+        return ds.map(lambda e: {**e, "id": e["id"] * 2})
+
+    read = _tf_read(NAME, dirs["tfrecord"], "test", shuffle=False, keys=("id", "text"),
+                    preprocess_fn=double)
+    fast_used, examples, _ = _paths(tfds, read)
+    assert not fast_used and len(examples) == N_TEST
+    assert all(raw[int(line) // 2].encode() == text for line, text in examples)
