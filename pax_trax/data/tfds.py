@@ -85,6 +85,7 @@ from pax_trax.data._tfds_select import (
     _check_hosts,
     _check_keys,
     _key_tuple,
+    _plain_scalar_features,
     _Read,
     _select,
     _split_for,
@@ -361,22 +362,13 @@ class _ScalarFeaturesDecoder:
         not None, it makes the stream's tuples of `names` (text decoded if true)."""
         try:
             from tensorflow_datasets.proto import tf_example_pb2
-            scalar_types = (tfds.features.Scalar, tfds.features.ClassLabel,
-                            tfds.features.Text, tfds.features.Tensor)
             deserialize = features.deserialize_example_np
-            available = list(features.keys())
         except (ImportError, AttributeError):
             return None
-        names = available if names is None else list(names)
-        for name in names:
-            feature = features[name] if name in available else None
-            if (type(feature) not in scalar_types or tuple(feature.shape) != ()
-                    or getattr(feature, "_encoded_to_bytes", True)
-                    or getattr(feature, "_optional", True)
-                    or getattr(feature, "encoder", None) is not None
-                    or np.dtype(feature.np_dtype).kind not in _FEATURE_LISTS
-                    or np.dtype(feature.np_dtype) == np.uint64):
-                return None
+        names = _plain_scalar_features(tfds, features, names)
+        if names is None:
+            return None
+
         def fallback(record):
             example = _as_feature_dtype(deserialize(record), features)
             return example if decode_text is None else _select(example, names, decode_text)
