@@ -29,11 +29,12 @@ dataset's file format when None):
   through ``tfds.load`` (``.as_dataset()`` is not implemented for them), so
   this backend is the one for array_record even when TensorFlow is installed.
 
-Speed: the 'tf' backend reads tf.data elements in batches of 256 (when their
-shapes are static) and splits them in NumPy; the 'data_source' backend
-decodes plain scalar features (``Scalar``, ``ClassLabel``, ``Text``) itself
-and leaves other features to TFDS. On short texts each is 3-4x faster than
-TFDS's per-example path (``benchmarks/RESULTS.md``, ``data.py``).
+Speed: for plain scalar features (``Scalar``, ``ClassLabel``, ``Text``) the
+'tf' backend shuffles and batches the raw records and parses 256 at a time
+with ``tf.io.parse_example`` in tf.data's threads; the 'data_source' backend
+parses a chunk of records at once with NumPy (`_example_wire`) while the
+next chunk is read in a background thread. Other features take TFDS's own
+per-example decoding (``benchmarks/RESULTS.md``, ``data.py``).
 
 Both give the same examples: a tuple of NumPy values in `keys` order (a dict
 of all features when `keys` is None), text as ``bytes`` as TFDS stores it
