@@ -251,7 +251,7 @@ class SubwordTextEncoder:
         texts = list(texts)
         kinds = set(map(type, texts))
         if kinds == {bytes}:
-            if not b"".join(texts).isascii():  # (ASCII bytes are their own code points)
+            if not all(map(bytes.isascii, texts)):  # (ASCII bytes are their own code points)
                 texts = list(map(bytes.decode, texts, _UTF8, _IGNORE))
         elif kinds != {str}:
             texts = [_as_text(text, "SubwordTextEncoder.encode_batch") for text in texts]

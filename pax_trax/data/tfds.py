@@ -149,12 +149,8 @@ def _data_source_examples(source, decode, shuffle, seed, repeat, preprocess_fn=N
 def _read_in_order(source, order, decode):
     chunks = _chunks(source, order)
     decode_many = getattr(decode, "decode_many", None)
-    if decode_many is None:
-        for records in chunks:
-            for record in records:
-                yield decode(record)
-        return
-    if isinstance(source, _ArrayRecordShards) and len(order) > _READ_CHUNK:
+    if (decode_many is not None and isinstance(source, _ArrayRecordShards)
+            and len(order) > _READ_CHUNK):
         # The next chunk is read while this one is decoded: array_record's reads (zstd)
         # release the interpreter lock for most of their time (~3 us a small record).
         chunks = _read_ahead(chunks)
