@@ -536,7 +536,7 @@ def test_array_record_shards_read_keys_across_shards_and_slices(tmp_path):
     # The data_source backend's own array_record reader: keys over several shards, each
     # read from `skip` for `take` records (a sliced split), equal what was written.
     from array_record.python import array_record_module
-    from pax_trax.data.tfds import _ArrayRecordShards
+    from pax_trax.data._tfds_data_source import _ArrayRecordShards
 
     class Instruction:  # (the fields of a TFDS FileInstruction it reads)
         def __init__(self, filename, skip, take):

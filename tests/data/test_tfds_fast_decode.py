@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from pax_trax.data import _example_wire, _lazy
 from pax_trax.data._tfds_select import _as_feature_dtype, _select
-from pax_trax.data.tfds import (
-    TFDS,
+from pax_trax.data.tfds import TFDS
+from pax_trax.data._tfds_data_source import (
     _ArrayRecordShards,
     _read_ahead,
     _read_in_order,
