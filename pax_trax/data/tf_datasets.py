@@ -107,7 +107,8 @@ def _tf_general_stream(tfds, read):
 # records with the same buffer and seed, repeats, batches 256 records, parses each batch
 # with one tf.io.parse_example (~2 us an example), casts the stored values to the
 # features' dtypes as TFDS's decoding does (int64 -> int32, int64 -> bool, ...) and
-# prefetches, so tf.data works in its own threads while Python splits the batches
+# prefetches (records of a dataset up to 250 MiB cached after their first read, as
+# tfds.load's autocache), so tf.data works in its own threads while Python splits the batches
 # into examples with zip (C speed). The examples are the general path's, of the same
 # types; the eval (unshuffled) stream is in the same stored order. The training order
 # comes from the same seeded shuffles, so it came out the same as tfds.load's in the
@@ -116,12 +117,14 @@ def _tf_general_stream(tfds, read):
 # TFDS's defaults (tfds.ReadConfig, tfrecord file adapter) for reading files.
 _INTERLEAVE_CYCLE, _INTERLEAVE_BLOCK = 16, 16
 _TFRECORD_BUFFER = 8 << 20
+_AUTOCACHE_BYTES = 250 << 20  # (DatasetBuilder._should_cache_ds)
 
 
 class _ScalarPlan:
     """What `_scalar_stream` reads: the split's files and how to parse its features."""
 
-    def __init__(self, instructions, names, features, as_dicts):
+    def __init__(self, instructions, names, features, as_dicts, cache=False):
+        self.cache = cache  # (keep the records read in memory: tfds.load's autocache)
         self.paths = [str(fi.filename) for fi in instructions]
         self.skips = [int(fi.skip) for fi in instructions]
         self.takes = [int(fi.take) for fi in instructions]
@@ -156,7 +159,19 @@ def _scalar_plan(tfds, read):
             return None
     if read.keys is None:
         names = sorted(names)  # (the order of tfds.load's dicts; features.keys() varies)
-    return _ScalarPlan(instructions, names, info.features, as_dicts=read.keys is None)
+    return _ScalarPlan(instructions, names, info.features, as_dicts=read.keys is None,
+                       cache=_autocaches(info, read, len(instructions)))
+
+
+def _autocaches(info, read, n_files):
+    """Whether tfds.load would cache the split (``DatasetBuilder._should_cache_ds`` with
+    the default ReadConfig): datasets of a known size up to 250 MiB, unless several
+    files are shuffled (a cache would fix their order)."""
+    try:
+        size = int(info.dataset_size or 0)
+    except (TypeError, ValueError):
+        return False
+    return 0 < size <= _AUTOCACHE_BYTES and not (read.shuffle and n_files > 1)
 
 
 def _storage_dtype(tf, feature):
@@ -185,6 +200,8 @@ def _scalar_dataset(tf, read, plan):
         num_parallel_calls=tf.data.AUTOTUNE,
         # (As TFDS: a shuffle without a seed need not be reproducible.)
         deterministic=not (read.shuffle and read.seed is None))
+    if plan.cache:
+        records = records.cache()
     if read.shuffle:
         records = records.shuffle(read.shuffle_buffer_size, seed=read.seed,
                                   reshuffle_each_iteration=True)

@@ -561,6 +561,46 @@ def test_array_record_shards_read_keys_across_shards_and_slices(tmp_path):
     with pytest.raises(IndexError, match="TFDS: record keys must be in"):
         source.__getitems__([9])
 
+    # Kept in memory: the same records; once all are read, the files are not needed.
+    kept = _ArrayRecordShards(instructions, keep_in_memory=True)
+    assert kept.__getitems__([4, 4, 0]) == [expected[4], expected[4], expected[0]]
+    assert not kept.all_in_memory
+    assert kept.__getitems__(keys) == [expected[k] for k in keys]
+    assert kept.all_in_memory
+    for path in tmp_path.iterdir():
+        path.unlink()
+    assert kept.__getitems__(keys[::-1]) == [expected[k] for k in keys[::-1]]
+    with pytest.raises(IndexError, match="TFDS: record keys must be in"):
+        kept.__getitems__([-1])
+
+
+@pytest.mark.parametrize("limit, kept", [(250 << 20, True), (1, False)])
+def test_data_source_keeps_small_datasets_in_memory(dirs, tmp_path, monkeypatch, limit, kept):
+    # As tfds.load caches datasets up to 250 MiB: the data_source backend keeps their
+    # records once read, so later epochs read no files (here: emptied after one epoch;
+    # the readers hold them open, so deleting them would not show it).
+    import shutil
+
+    from pax_trax.data import _tfds_data_source
+
+    monkeypatch.setattr(_tfds_data_source, "_KEEP_IN_MEMORY_BYTES", limit)
+    data_dir = tmp_path / "copy"
+    shutil.copytree(dirs["array_record"], data_dir)
+    stream = TFDS(NAME, data_dir=str(data_dir), keys=("id", "text"), download=False,
+                  backend="data_source")()
+    first = [next(stream) for _ in range(N_TRAIN)]
+    assert len({example[0] for example in first}) == N_TRAIN
+    for path in data_dir.rglob("*.array_record*"):
+        with open(path, "r+b") as file:
+            file.truncate(0)
+    if kept:
+        second = [next(stream) for _ in range(N_TRAIN)]
+        assert sorted(second) == sorted(first) and second != first  # (a new permutation)
+    else:
+        with pytest.raises(TypeError):  # (array_record reads None from a cut file)
+            for _ in range(N_TRAIN):
+                next(stream)
+
 
 # --- the 'tf' backend's batched reading
 # Plain scalar features without tfds_preprocess_fn: the 'tf' backend reads the raw
@@ -741,3 +781,46 @@ def test_general_path_for_other_features_and_preprocessing(dirs, rows, typed_dir
     fast_used, examples, _ = _paths(tfds, read)
     assert not fast_used and len(examples) == N_TEST
     assert all(raw[int(line) // 2].encode() == text for line, text in examples)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tf_fast_path_caches_as_tfds_load_does(dirs, tmp_path, shuffle):
+    # tfds.load caches small datasets (DatasetBuilder._should_cache_ds); the fast path
+    # caches the raw records in the same cases, so later epochs read no files (here: cut
+    # after the first epoch; reading them would raise DataLossError).
+    import shutil
+
+    from pax_trax.data import tf_datasets
+
+    tfds = _lazy.tensorflow_datasets("tests")
+    data_dir = tmp_path / "copy"
+    shutil.copytree(dirs["tfrecord"], data_dir)
+    read = _tf_read(NAME, str(data_dir), "train", shuffle=shuffle, keys=("id", "text"),
+                    repeat=True)
+    builder = tfds.builder(NAME, data_dir=str(data_dir))
+    plan = tf_datasets._scalar_plan(tfds, read)
+    assert plan.cache == builder._should_cache_ds(
+        split="train", shuffle_files=shuffle, read_config=tfds.ReadConfig()) is True
+    stream = tf_datasets._tf_stream(tfds, read)()
+    first = [next(stream) for _ in range(N_TRAIN)]
+    for path in data_dir.rglob("*.tfrecord*"):
+        with open(path, "r+b") as file:
+            file.truncate(16)  # (inside the first record: emptied, tf.data would loop)
+    second = [next(stream) for _ in range(N_TRAIN)]
+    assert sorted(second) == sorted(first) and len(set(first)) == N_TRAIN
+    assert (second != first) == shuffle
+
+
+def test_tf_fast_path_does_not_cache_large_or_shuffled_multi_file_splits(dirs, monkeypatch):
+    from pax_trax.data import tf_datasets
+
+    tfds = _lazy.tensorflow_datasets("tests")
+    read = _tf_read(NAME, dirs["tfrecord"], "train", shuffle=True, keys=("id",))
+    info = tfds.builder(NAME, data_dir=dirs["tfrecord"]).info
+    assert tf_datasets._autocaches(info, read, n_files=1)
+    assert not tf_datasets._autocaches(info, read, n_files=2)
+    unshuffled = _tf_read(NAME, dirs["tfrecord"], "test", shuffle=False, keys=("id",))
+    assert tf_datasets._autocaches(info, unshuffled, n_files=2)
+    monkeypatch.setattr(tf_datasets, "_AUTOCACHE_BYTES", int(info.dataset_size) - 1)
+    assert not tf_datasets._autocaches(info, unshuffled, n_files=1)
+    assert not tf_datasets._scalar_plan(tfds, read).cache
