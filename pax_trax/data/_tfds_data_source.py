@@ -33,7 +33,8 @@ _KEEP_IN_MEMORY_BYTES = 250 << 20
 # ------------------------------------------------ the 'data_source' backend
 
 
-def _data_source_examples(source, decode, shuffle, seed, repeat, preprocess_fn=None):
+def _data_source_examples(source, decode, shuffle, seed, repeat, preprocess_fn=None,
+                          kept=None):
     """Example dicts from a random-access source (records made examples by `decode`):
     a fresh seeded permutation each epoch when `shuffle`, else in the stored order.
 
@@ -41,12 +42,18 @@ def _data_source_examples(source, decode, shuffle, seed, repeat, preprocess_fn=N
     ``preprocess_fn(dataset).repeat()``. Like tf.data's ``repeat``, the stream
     ends at an epoch that gives no example (e.g. `preprocess_fn` filtered all
     of them out) instead of looping forever without yielding.
+
+    `kept` (a `_KeptExamples` of the source, without `preprocess_fn`): examples once
+    decoded are kept there, and an epoch whose examples are all kept reads nothing.
     """
     rng = np.random.default_rng(seed)
     n = len(source)
     while True:
         order = rng.permutation(n) if shuffle else np.arange(n)
-        epoch = _read_in_order(source, order, decode)
+        if kept is not None and kept.complete():
+            epoch = kept.in_order(order, decode)
+        else:
+            epoch = _read_in_order(source, order, decode, kept)
         if preprocess_fn is not None:
             epoch = preprocess_fn(epoch)
         empty = True
@@ -57,7 +64,58 @@ def _data_source_examples(source, decode, shuffle, seed, repeat, preprocess_fn=N
             return
 
 
-def _read_in_order(source, order, decode):
+class _KeptExamples:
+    """The decoded examples of a source, by key, as they are decoded (``tfds.load``
+    caches small datasets after decoding too): kept only when they are tuples of
+    immutable values (bytes, str, NumPy scalars), as the scalar decoder makes them, so
+    that yielding the same objects every epoch is safe; any other example is kept as
+    its record and decoded again in each epoch."""
+
+    def __init__(self, n):
+        self._examples = [None] * n
+        self._n_records = 0  # (how many are kept as records)
+        self._lock = threading.Lock()  # (streams of one TFDS may run in other threads)
+
+    def complete(self):
+        return None not in self._examples
+
+    def put(self, keys, examples, fallbacks):
+        """Keeps `examples` (of the records at `keys`: the scalar decoder's tuples) but
+        those at the indices `fallbacks` (not decoded yet)."""
+        for key, example in zip(keys, examples):
+            self._examples[key] = example
+        for i in fallbacks:
+            self._examples[keys[i]] = None
+
+    def put_decoded(self, key, example, record):
+        """Keeps `example`, decoded on its own from `record` (whatever it holds)."""
+        if type(example) is tuple and all(type(value) in (bytes, str) or isinstance(
+                value, np.generic) for value in example):
+            self._examples[key] = example
+        else:
+            with self._lock:
+                if self._examples[key] is None:
+                    self._n_records += 1
+                self._examples[key] = _Record(record)
+
+    def in_order(self, order, decode):
+        """The examples at the keys `order` (each kept record decoded anew)."""
+        examples = map(self._examples.__getitem__, order.tolist())
+        if not self._n_records:
+            return examples
+        return (decode(x.record) if type(x) is _Record else x for x in examples)
+
+
+class _Record:
+    """A record kept in `_KeptExamples` instead of its decoded (mutable) example."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record):
+        self.record = record
+
+
+def _read_in_order(source, order, decode, kept=None):
     chunks = _chunks(source, order)
     decode_many = getattr(decode, "decode_many", None)
     if (decode_many is not None and isinstance(source, _ArrayRecordShards)
@@ -65,19 +123,27 @@ def _read_in_order(source, order, decode):
         # The next chunk is read while this one is decoded: array_record's reads (zstd)
         # release the interpreter lock for most of their time (~3 us a small record).
         chunks = _read_ahead(chunks)
-    for records in chunks:
+    for keys, records in chunks:
         if decode_many is None:
-            for record in records:
-                yield decode(record)
+            for key, record in zip(keys, records):
+                example = decode(record)
+                if kept is not None:
+                    kept.put_decoded(key, example, record)
+                yield example
             continue
         examples, fallbacks = decode_many(records)
         if len(fallbacks) > len(records) // 2:
             decode_many = None  # (records of another layout: not worth parsing twice)
+        if kept is not None:
+            kept.put(keys, examples, fallbacks)
         # The records not decoded at once are decoded in their turn (raising there if so).
         start = 0
         for i in fallbacks:
             yield from examples[start:i]
-            yield decode(records[i])
+            example = decode(records[i])
+            if kept is not None:
+                kept.put_decoded(keys[i], example, records[i])
+            yield example
             start = i + 1
         yield from examples[start:] if start else examples
 
@@ -142,17 +208,19 @@ def _stop_reading_ahead():
 
 
 def _chunks(source, order):
-    """Lists of `source`'s records in `order`; small raw records in larger chunks."""
+    """``(keys, records)``: lists of `source`'s records in `order`, with their keys; small
+    raw records in larger chunks."""
     start, chunk = 0, _READ_CHUNK
     while start < len(order):
-        records = source.__getitems__(order[start:start + chunk].tolist())
+        keys = order[start:start + chunk].tolist()
+        records = source.__getitems__(keys)
         start += chunk
         if records and isinstance(records[0], bytes):
             # Raw records: read small ones in larger chunks (random reads from array_record
             # cost ~15 us each in chunks of 256, ~8 us in chunks of 2048).
             size = sum(map(len, records)) / len(records)
             chunk = int(min(max(_READ_BYTES // max(size, 1), _READ_CHUNK), _MAX_READ_CHUNK))
-        yield records
+        yield keys, records
 
 
 class _ArrayRecordShards:
@@ -177,20 +245,25 @@ class _ArrayRecordShards:
         self._starts = self._ends - counts
         self._skips = np.array([fi.skip for fi in self._instructions])
         self._lock = threading.Lock()  # (streams read in their own threads)
+        self.small = False  # (whether the dataset is small enough to keep: `for_source`)
         self._kept = [None] * len(self) if keep_in_memory else None
         self._is_kept = np.zeros(len(self) if keep_in_memory else 0, bool)
         self._n_not_kept = len(self) if keep_in_memory else 0
 
     @classmethod
-    def for_source(cls, source):
+    def for_source(cls, source, keep_records=True):
         """Shards reading what `source` (``tfds.data_source(...)`` with RAW_BYTES) reads,
-        or None when `source` is not array_record or its files cannot be opened so."""
+        or None when `source` is not array_record or its files cannot be opened so.
+        Their records are kept in memory if `keep_records` and the dataset is `small`
+        (up to `_KEEP_IN_MEMORY_BYTES`)."""
         try:
             info, split = source.dataset_info, source.split
             if info.file_format.value != "array_record":
                 return None
+            small = 0 < int(info.dataset_size) <= _KEEP_IN_MEMORY_BYTES
             shards = cls(info.splits[split].file_instructions,
-                         keep_in_memory=0 < int(info.dataset_size) <= _KEEP_IN_MEMORY_BYTES)
+                         keep_in_memory=keep_records and small)
+            shards.small = small
         except (AttributeError, ImportError, KeyError, TypeError, ValueError):
             return None
         if int(shards._ends[-1]) != len(source) or any(
@@ -393,6 +466,7 @@ def _data_source_stream(tfds, read, features):
     # without it, records decode straight to the stream's tuples.
     names = read.keys if read.preprocess_fn is None else None
     to_tuples = names is not None
+    kept = None
     decode = _ScalarFeaturesDecoder.for_features(
         tfds, features, names, decode_text=read.decode_text if to_tuples else None)
     methods = getattr(tfds.decode, "DeserializeMethod", None)  # (not in older TFDS)
@@ -406,12 +480,16 @@ def _data_source_stream(tfds, read, features):
     else:
         source = tfds.data_source(read.dataset_name, split=read.split, data_dir=read.data_dir,
                                   download=False, deserialize_method=methods.RAW_BYTES)
-        source = _ArrayRecordShards.for_source(source) or source
+        shards = _ArrayRecordShards.for_source(source, keep_records=not to_tuples)
+        if shards is not None:
+            source = shards
+            if to_tuples and shards.small:  # (tuples of scalars: the decoded ones are kept)
+                kept = _KeptExamples(len(shards))
 
     def stream(generator=None):
         del generator
         examples = _data_source_examples(source, decode, read.shuffle, read.seed, read.repeat,
-                                         read.preprocess_fn)
+                                         read.preprocess_fn, kept)
         if to_tuples:
             return examples
         return (_select(example, read.keys, read.decode_text) for example in examples)

@@ -574,11 +574,14 @@ def test_array_record_shards_read_keys_across_shards_and_slices(tmp_path):
         kept.__getitems__([-1])
 
 
+@pytest.mark.parametrize("keys", [("id", "text"), None])
 @pytest.mark.parametrize("limit, kept", [(250 << 20, True), (1, False)])
-def test_data_source_keeps_small_datasets_in_memory(dirs, tmp_path, monkeypatch, limit, kept):
+def test_data_source_keeps_small_datasets_in_memory(dirs, tmp_path, monkeypatch, limit, kept,
+                                                    keys):
     # As tfds.load caches datasets up to 250 MiB: the data_source backend keeps their
-    # records once read, so later epochs read no files (here: emptied after one epoch;
-    # the readers hold them open, so deleting them would not show it).
+    # examples once decoded (tuples of scalars) or their records (dicts), so later
+    # epochs read no files (here: emptied after one epoch; the readers hold them open,
+    # so deleting them would not show it).
     import shutil
 
     from pax_trax.data import _tfds_data_source
@@ -586,8 +589,10 @@ def test_data_source_keeps_small_datasets_in_memory(dirs, tmp_path, monkeypatch,
     monkeypatch.setattr(_tfds_data_source, "_KEEP_IN_MEMORY_BYTES", limit)
     data_dir = tmp_path / "copy"
     shutil.copytree(dirs["array_record"], data_dir)
-    stream = TFDS(NAME, data_dir=str(data_dir), keys=("id", "text"), download=False,
+    stream = TFDS(NAME, data_dir=str(data_dir), keys=keys, download=False,
                   backend="data_source")()
+    if keys is None:
+        stream = ((example["id"], example["text"]) for example in stream)
     first = [next(stream) for _ in range(N_TRAIN)]
     assert len({example[0] for example in first}) == N_TRAIN
     for path in data_dir.rglob("*.array_record*"):

@@ -26,13 +26,15 @@ from hypothesis import strategies as st
 
 from pax_trax.data import _example_wire, _lazy
 from pax_trax.data._tfds_select import _as_feature_dtype, _select
-from pax_trax.data.tfds import TFDS
 from pax_trax.data._tfds_data_source import (
     _ArrayRecordShards,
+    _data_source_examples,
+    _KeptExamples,
     _read_ahead,
     _read_in_order,
     _ScalarFeaturesDecoder,
 )
+from pax_trax.data.tfds import TFDS
 
 data_cache = importlib.import_module("pax_trax_tests_data_cache")  # registered by conftest.py
 MOVIES, ODD = "movie_review_snippets", "odd_scalars"
@@ -241,6 +243,49 @@ def test_a_record_that_fails_is_raised_in_its_turn(data_dir):
         next(stream)
     with pytest.raises(type(error.value)):
         decoder(source[5])
+
+
+class ListSource(list):
+    """A random-access source of records (as tfds.data_source's __getitems__)."""
+
+    def __getitems__(self, keys):
+        return [self[k] for k in keys]
+
+
+def test_kept_examples_are_those_decoded_and_mutable_ones_are_decoded_anew():
+    records = ListSource(f"record {i}".encode() * (i % 3 + 1) for i in range(40))
+
+    def as_scalars(record):  # (immutable values: kept after their first epoch)
+        return record, np.int64(len(record))
+
+    def as_arrays(record):  # (an array: kept as its record, decoded in every epoch)
+        return np.frombuffer(record, np.uint8).copy(), len(record)
+
+    for decode in (as_scalars, as_arrays):
+        kept = _KeptExamples(len(records))
+        stream = _data_source_examples(records, decode, True, 3, True, kept=kept)
+        plain = _data_source_examples(records, decode, True, 3, True)
+        first = [next(stream) for _ in range(len(records))]
+        assert kept.complete()
+        later = [next(stream) for _ in range(2 * len(records))]
+        expected = [next(plain) for _ in range(3 * len(records))]
+        assert repr(first + later) == repr(expected)
+        if decode is as_scalars:
+            assert any(a is b for a in later for b in first)  # (the kept objects)
+        else:
+            first[0][0][:] = 0  # (a consumer writing into its example's array)
+            assert not any(a[0] is b[0] for a in later for b in first)
+            assert repr(later) == repr(expected[len(records):])
+
+
+def test_kept_examples_leave_the_fallbacks_of_a_chunk_until_they_are_decoded():
+    kept = _KeptExamples(4)
+    kept.put([2, 0, 3, 1], [(b"c",), ("wrong",), (b"d",), (b"b",)], fallbacks=[1])
+    assert not kept.complete()
+    kept.put_decoded(0, (b"a",), b"record a")
+    assert kept.complete()
+    assert list(kept.in_order(np.array([3, 2, 1, 0]), None)) == [(b"d",), (b"c",), (b"b",),
+                                                                (b"a",)]
 
 
 # ---------------------------------------------------------- generated records
