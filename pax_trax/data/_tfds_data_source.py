@@ -20,7 +20,12 @@ import threading
 import numpy as np
 
 from pax_trax.data import _example_wire
-from pax_trax.data._tfds_select import _TFDS, _as_feature_dtype, _plain_scalar_features, _select
+from pax_trax.data._tfds_select import (
+    _TFDS,
+    _as_feature_dtype,
+    _plain_scalar_features,
+    _select,
+)
 
 # Records read at once from a random-access data source.
 _READ_CHUNK = 256
