@@ -30,11 +30,14 @@ dataset's file format when None):
   this backend is the one for array_record even when TensorFlow is installed.
 
 Speed: for plain scalar features (``Scalar``, ``ClassLabel``, ``Text``) the
-'tf' backend shuffles and batches the raw records and parses 256 at a time
+'tf' backend shuffles and batches the raw records and parses 1024 at a time
 with ``tf.io.parse_example`` in tf.data's threads; the 'data_source' backend
 parses a chunk of records at once with NumPy (`_example_wire`) while the
 next chunk is read in a background thread. Other features take TFDS's own
-per-example decoding (``benchmarks/RESULTS.md``, ``data.py``).
+per-example decoding (``benchmarks/RESULTS.md``, ``data.py``). As
+``tfds.load`` caches datasets of up to 250 MiB in memory, both backends keep
+such a dataset's records (the 'data_source' backend its decoded tuples of
+scalars) once read: later epochs read no files.
 
 Both give the same examples: a tuple of NumPy values in `keys` order (a dict
 of all features when `keys` is None), text as ``bytes`` as TFDS stores it
