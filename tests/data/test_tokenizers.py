@@ -224,22 +224,26 @@ def test_subword_encode_batch_table_is_bounded_and_forgets_nothing_it_needs(monk
     assert [ids.tolist() for ids in encoder.encode_batch(texts)] == expected
 
 
-def test_subword_encode_batch_checks_what_the_first_hash_finds():
-    # Tokens are found by their first 64-bit hash and then checked on the second and on
-    # their length; a token that fails the check is encoded on its own (here the
-    # table is altered so that "beta" is found for "alpha" and fails the check).
+def test_subword_encode_batch_checks_the_words_of_what_a_key_finds():
+    # A token of 9 to 16 units is found by a hash of its two 8-unit words, then checked
+    # on the words themselves; a token that fails the check is encoded on its own (here
+    # the table is altered so that the key of "alphabets" finds the ids of "betablock").
+    from pax_trax.data import _subword_blocks
+
     encoder = subword_text_encoder.SubwordTextEncoder.build_from_token_counts_at(
-        {"alpha": 3, "beta": 3}, 2)
-    expected = [encoder.encode("alpha"), encoder.encode("beta")]
-    encoder.encode_batch(["beta"])
+        {"alphabets": 3, "betablock": 3}, 2)
+    expected = [encoder.encode("alphabets"), encoder.encode("betablock")]
+    assert expected[0] != expected[1]
+    encoder.encode_batch(["betablock"])
     table = encoder._block_encoder
-    alpha_first_hash = table._running_sums(
-        *table._classify("alpha")[::2], np.array([0]), np.array([5]), 5)[5, 0]
-    table._slots[:] = -1
-    table._hashes[0, 0] = alpha_first_hash
-    table._place(0)
-    table._lengths[0] = 5
-    assert [ids.tolist() for ids in encoder.encode_batch(["alpha", "beta"])] == expected
+    units = table._classify("alphabets")[0]
+    alphabets_key = table._token_keys(units, np.array([0]), np.array([9]))[0][0]
+    record = table._slots[table._slots["key"] != 0]
+    assert len(record) == 1
+    table._slots[:] = _subword_blocks._empty_slots(len(table._slots))
+    table._place(np.array([alphabets_key]), record["offset"], record["count"])
+    for _ in range(2):
+        assert [ids.tolist() for ids in encoder.encode_batch(["alphabets", "betablock"])] == expected
 
 
 def test_subword_encode_batch_is_an_error_for_non_text(subword_path):
@@ -609,3 +613,106 @@ def test_exports_and_no_heavy_imports():
             "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------- encode_batch: keys of every length
+
+
+# Tokens of 1 to 20 units around the one-word (8) and two-word (16) limits, from small
+# alphabets so that they repeat within and across blocks; non-ASCII and NUL characters.
+_KEYED_TOKENS = (st.text(alphabet=st.sampled_from("ab"), min_size=1, max_size=20)
+                 | st.text(alphabet=st.sampled_from("a\u00e9\u0436"), min_size=1, max_size=20)
+                 | st.text(alphabet=st.sampled_from(".-\0 "), min_size=1, max_size=20)
+                 | st.sampled_from(["x" * 8, "x" * 9, "x" * 16, "x" * 17, "\U0001f600", "\ud800"]))
+_KEYED_TEXTS = st.lists(_KEYED_TOKENS, max_size=8).map(lambda ts: " ".join(ts))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_KEYED_TEXTS | _KEYED_TEXTS.filter(str.isascii).map(str.encode),
+                         max_size=6), min_size=1, max_size=4),
+       st.sampled_from([4, 2**16]))
+def test_subword_encode_batch_keys_tokens_of_every_length(subword_path, blocks, max_tokens):
+    # Exact keys: one word up to 8 units, two words up to 16, none beyond (or with a
+    # NUL); the table (also a tiny one, emptied often) must give encode's ids for each,
+    # block after block, for str and ASCII bytes, through UTF-16 and UTF-32.
+    from pax_trax.data import _subword_blocks
+
+    encoder = load_vocabulary("subword", subword_path)
+    encoder._block_encoder = None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_subword_blocks, "_MAX_TOKENS", max_tokens)
+        for block in blocks + blocks[::-1]:
+            encoded = encoder.encode_batch(block)
+            assert [ids.tolist() for ids in encoded] == [encoder.encode(text) for text in block]
+    encoder._block_encoder = None
+
+
+def test_subword_encode_batch_past_128_non_ascii_characters(subword_path):
+    # The first 128 non-ASCII characters met get units (keys); tokens with later ones
+    # have no key and are encoded one by one, until the table is emptied.
+    encoder = load_vocabulary("subword", subword_path)
+    encoder._block_encoder = None
+    letters = [chr(c) for c in range(0x4E00, 0x4E00 + 300)]  # (CJK: alphanumeric)
+    texts = ["a" + letter + " " + letter * 3 + ", b" for letter in letters] + ["\u00e9t\u00e9 " * 3]
+    expected = [encoder.encode(text) for text in texts]
+    for block in (texts, texts[:10], texts[-10:], texts):
+        assert [ids.tolist() for ids in encoder.encode_batch(block)] == [
+            encoder.encode(text) for text in block]
+    assert encoder._block_encoder._code_units._n_units == 128
+    encoder._block_encoder._clear()
+    assert [ids.tolist() for ids in encoder.encode_batch(texts[::-1])] == expected[::-1]
+    encoder._block_encoder = None
+
+
+def test_subword_encode_batch_results_own_their_ids(subword_path):
+    # Each text's ids are a small array of their own: a shuffle buffer holding a few
+    # examples must not keep a whole block's buffer alive.
+    encoder = load_vocabulary("subword", subword_path)
+    encoded = encoder.encode_batch(VERSES[:256])
+    assert all(ids.base is None and ids.flags.owndata and ids.flags.writeable for ids in encoded)
+    assert sum(ids.nbytes for ids in encoded) == 8 * sum(len(ids) for ids in encoded)
+
+
+def test_subword_encode_batch_keys_hold_their_tokens_units_only(subword_path):
+    # A key is its token's units and no others: not the next text's first units (which
+    # can continue a run across texts), not a NUL after them.
+    encoder = load_vocabulary("subword", subword_path)
+    encoder._block_encoder = None
+    texts = ["ab", "c", "abc", ".\0", ".", "\0.", "..\0", "abcdefgh", "i", "abcdefghi",
+             "abcdefghijklmnop", "q", "abcdefghijklmnopq", " \0", " "]
+    for block in (texts, texts[::-1], texts[1::2] + texts[::2], ["abcdefgh"], ["ab", "cdefgh"],
+                  ["abcdefghijklmnop"], ["abcdefghi", "jklmnop"], texts):
+        assert [ids.tolist() for ids in encoder.encode_batch(block)] == [
+            encoder.encode(text) for text in block]
+    encoder._block_encoder = None
+
+
+def test_subword_encode_batch_tells_apart_tokens_whose_keys_collide(subword_path):
+    # With a degenerate hash (the first word only), every token of 9 to 16 units shares
+    # its key with those that begin with the same 8 units: the check on both words must
+    # tell them apart, and no such key may be that of the 8-unit token itself.
+    encoder = load_vocabulary("subword", subword_path)
+    encoder._block_encoder = None
+    encoder.encode_batch([])
+    table = encoder._block_encoder
+    table._first_factor, table._second_factor = np.uint64(1), np.uint64(0)
+    words = ["abcdefgh" + tail for tail in ("i", "j", "ij", "ijklmnop", "")] + ["begotten", "begottens"]
+    for block in ([words[0]], words, words[::-1], [" ".join(words)] * 3):
+        assert [ids.tolist() for ids in encoder.encode_batch(block)] == [
+            encoder.encode(text) for text in block]
+    n_tokens = table._n_tokens  # (a token that failed the check is not added again)
+    encoder.encode_batch(words)
+    assert table._n_tokens == n_tokens
+    encoder._block_encoder = None
+
+
+def test_subword_encode_batch_empties_a_full_table_after_the_block(monkeypatch):
+    from pax_trax.data import _subword_blocks
+
+    monkeypatch.setattr(_subword_blocks, "_MAX_TOKENS", 4)
+    encoder = subword_text_encoder.SubwordTextEncoder.build_from_token_counts_at({"ab": 2}, 1)
+    block = [" ".join(f"w{i}" for i in range(10))]
+    assert [ids.tolist() for ids in encoder.encode_batch(block)] == [encoder.encode(block[0])]
+    assert encoder._block_encoder._n_tokens == 0  # (full: 4 added, then emptied)
+    assert [ids.tolist() for ids in encoder.encode_batch(["ab ab"])] == [encoder.encode("ab ab")]
+    assert encoder._block_encoder._n_tokens == 1
