@@ -7,7 +7,7 @@ for datasets stored as tfrecord), `data_streams`, `dataset_to_stream` and
 The 'tf' backend has two paths. When the selected features are all plain
 scalars (``Scalar``, ``ClassLabel``, ``Text``, ``Tensor(shape=())``: see
 `_plain_scalar_features`) and there is no ``tfds_preprocess_fn``, it reads the
-split's tfrecord files itself and parses batches of 1024 records with one
+split's tfrecord files itself and parses batches of records (~1 MiB) with one
 ``tf.io.parse_example`` (`_scalar_stream`: ~6x faster than ``tfds.load`` on
 short texts, which parses each example on its own); otherwise it uses
 ``tfds.load`` (`_tf_general_stream`). Both give the same examples, the eval
@@ -46,9 +46,10 @@ __all__ = ["data_streams", "dataset_to_stream", "no_preprocess"]
 _MAX_SKIP_EXAMPLES = 100_000
 # Elements the 'tf' backend reads from tf.data at once (when their shapes allow).
 _TF_READ_BATCH = 256
-# Raw records the 'tf' backend's fast path parses at once (plain scalar features: small;
-# 1024 costs ~1.3 us an example here, 256 ~1.7 us, mostly tf.data's per-batch overhead).
-_SCALAR_READ_BATCH = 1024
+# Raw records the 'tf' backend's fast path parses at once: about this many bytes, from
+# 256 to 4096 records (short texts: 4096 cost ~1.1 us an example here, 1024 ~1.3 us, 256
+# ~1.7 us, mostly tf.data's per-batch overhead).
+_SCALAR_READ_BYTES, _SCALAR_READ_BATCH = 1 << 20, (256, 4096)
 
 
 # ---------------------------------------------------------- the 'tf' backend
@@ -107,7 +108,7 @@ def _tf_general_stream(tfds, read):
 # `_scalar_stream` reads the raw records of the split's tfrecord files itself, as
 # tfds.load does (the file instructions' skip/take, files shuffled per epoch with the
 # seed, interleaved with TFDS's cycle_length and block_length), shuffles the serialized
-# records with the same buffer and seed, repeats, batches 1024 records, parses each batch
+# records with the same buffer and seed, repeats, batches ~1 MiB of records, parses each batch
 # with one tf.io.parse_example (~2 us an example), casts the stored values to the
 # features' dtypes as TFDS's decoding does (int64 -> int32, int64 -> bool, ...) and
 # prefetches (records of a dataset up to 250 MiB cached after their first read, as
@@ -126,8 +127,10 @@ _AUTOCACHE_BYTES = 250 << 20  # (DatasetBuilder._should_cache_ds)
 class _ScalarPlan:
     """What `_scalar_stream` reads: the split's files and how to parse its features."""
 
-    def __init__(self, instructions, names, features, as_dicts, cache=False):
+    def __init__(self, instructions, names, features, as_dicts, cache=False,
+                 batch_size=_SCALAR_READ_BATCH[0]):
         self.cache = cache  # (keep the records read in memory: tfds.load's autocache)
+        self.batch_size = batch_size  # (records parsed at once)
         self.paths = [str(fi.filename) for fi in instructions]
         self.skips = [int(fi.skip) for fi in instructions]
         self.takes = [int(fi.take) for fi in instructions]
@@ -163,7 +166,20 @@ def _scalar_plan(tfds, read):
     if read.keys is None:
         names = sorted(names)  # (the order of tfds.load's dicts; features.keys() varies)
     return _ScalarPlan(instructions, names, info.features, as_dicts=read.keys is None,
-                       cache=_autocaches(info, read, len(instructions)))
+                       cache=_autocaches(info, read, len(instructions)),
+                       batch_size=_read_batch_size(info.splits[read.split]))
+
+
+def _read_batch_size(split_info):
+    """Records to parse at once: `_SCALAR_READ_BYTES` of the split's mean record."""
+    low, high = _SCALAR_READ_BATCH
+    try:
+        mean_bytes = int(split_info.num_bytes) / max(int(split_info.num_examples), 1)
+    except (AttributeError, TypeError, ValueError):
+        return low
+    if mean_bytes <= 0:  # (size unknown)
+        return low
+    return int(min(max(_SCALAR_READ_BYTES // mean_bytes, low), high))
 
 
 def _autocaches(info, read, n_files):
@@ -223,7 +239,7 @@ def _scalar_dataset(tf, read, plan):
             columns.append(feature.decode_batch_example(value))  # (a no-op for these)
         return tuple(columns)
 
-    batches = records.batch(_SCALAR_READ_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = records.batch(plan.batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # (Fixed parallelism: tf.data's autotuning costs ~0.6 us of CPU an example here,
     # taken from the Python pipeline and the training on few cores.)

@@ -30,7 +30,7 @@ dataset's file format when None):
   this backend is the one for array_record even when TensorFlow is installed.
 
 Speed: for plain scalar features (``Scalar``, ``ClassLabel``, ``Text``) the
-'tf' backend shuffles and batches the raw records and parses 1024 at a time
+'tf' backend shuffles and batches the raw records and parses ~1 MiB at a time
 with ``tf.io.parse_example`` in tf.data's threads; the 'data_source' backend
 parses a chunk of records at once with NumPy (`_example_wire`) while the
 next chunk is read in a background thread. Other features take TFDS's own

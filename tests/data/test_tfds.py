@@ -829,3 +829,22 @@ def test_tf_fast_path_does_not_cache_large_or_shuffled_multi_file_splits(dirs, m
     monkeypatch.setattr(tf_datasets, "_AUTOCACHE_BYTES", int(info.dataset_size) - 1)
     assert not tf_datasets._autocaches(info, unshuffled, n_files=1)
     assert not tf_datasets._scalar_plan(tfds, read).cache
+
+
+def test_tf_fast_path_parses_about_a_mebibyte_of_records_at_a_time(dirs):
+    from types import SimpleNamespace
+
+    from pax_trax.data import tf_datasets
+
+    def size(num_bytes, num_examples):
+        return tf_datasets._read_batch_size(SimpleNamespace(num_bytes=num_bytes,
+                                                            num_examples=num_examples))
+
+    assert size(1 << 20, 1024) == 1024  # (1 KiB records)
+    assert size(180 * 8484, 8484) == 4096  # (short texts: at most 4096)
+    assert size(100 << 20, 1000) == 256  # (100 KiB records: at least 256)
+    assert size(0, 0) == size(None, 10) == 256  # (size unknown)
+    tfds = _lazy.tensorflow_datasets("tests")
+    read = _tf_read(NAME, dirs["tfrecord"], "train", shuffle=True, keys=("id",))
+    info = tfds.builder(NAME, data_dir=dirs["tfrecord"]).info.splits["train"]
+    assert tf_datasets._scalar_plan(tfds, read).batch_size == size(info.num_bytes, N_TRAIN)
