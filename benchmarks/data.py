@@ -65,8 +65,15 @@ Targets:
 
 1. The pipeline is at least 10x faster than the Loop consumes examples:
    median over repetitions of the paired ratio P / T >= 10, for both backends.
-2. With Prefetch the Loop does not stall on input: median paired ratio of
-   step time (L+P) / T <= 1.05.
+2. With Prefetch the Loop does not stall on input:
+   a. the time the Loop waits in ``next(batch)`` per step with Prefetch is at
+      most 5% of a step on pre-materialised batches: median paired ratio
+      wait/step (L+P) / step time (T) <= 0.05 (the issue's "free of input
+      stalls");
+   b. (stricter) the step itself is not slowed: median paired ratio of step
+      time (L+P) / T <= 1.05. This also counts the CPU time and caches the
+      pipeline's thread takes from XLA's threads on the same cores, which no
+      prefetching removes on a machine without a spare core.
 
 Ratios are what count: absolute rates move with machine load.
 """
@@ -107,6 +114,7 @@ N_MATERIALISED = 120
 SHORT_SWITCH_INTERVAL_S = 0.0005
 SEED = 0
 TARGET_SPEEDUP = 10.0
+TARGET_WAIT = 0.05
 TARGET_STALL = 1.05
 
 
@@ -393,12 +401,20 @@ def main(argv=None):
     short_switch = _median(paired("L+P/s", "T", "wall_per_step"))
     ok_speed = all(s >= TARGET_SPEEDUP for s in speedups.values())
     ok_stall = stall <= TARGET_STALL
+    waits = [a["wait_per_step"] / b["wall_per_step"] for a, b in zip(results["L+P"], results["T"])]
+    wait = _median(waits)
+    no_prefetch_wait = _median([a["wait_per_step"] / b["wall_per_step"]
+                                for a, b in zip(results["L"], results["T"])])
+    ok_wait = wait <= TARGET_WAIT
     print()
     for name, speedup in speedups.items():
         print(f"target 1: pipeline ({name}) examples/s >= {TARGET_SPEEDUP:g} x the Loop's "
               f"consumption (median paired ratio): {speedup:.2f} -> "
               f"{'PASS' if speedup >= TARGET_SPEEDUP else 'FAIL'}")
-    print(f"target 2: Loop step time with the prefetched pipeline <= {TARGET_STALL} x with "
+    print(f"target 2a: Loop's wait for input per step with Prefetch <= {TARGET_WAIT:.0%} of a "
+          f"step on pre-materialised batches (median paired ratio): {wait:.3f} -> "
+          f"{'PASS' if ok_wait else 'FAIL'} (without Prefetch: {no_prefetch_wait:.3f})")
+    print(f"target 2b: Loop step time with the prefetched pipeline <= {TARGET_STALL} x with "
           f"pre-materialised batches: {stall:.3f} -> {'PASS' if ok_stall else 'FAIL'} "
           f"(without Prefetch: {no_prefetch:.3f}; with Prefetch and a {SHORT_SWITCH_INTERVAL_S} s "
           f"switch interval: {short_switch:.3f})")
@@ -418,7 +434,7 @@ def main(argv=None):
           f"{last_loss:.4f} at step {loop.step}")
     print(f"load at end: {_load()}; wall time {time.perf_counter() - t_start:.1f} s")
     print("Ratios are what count; absolute rates vary with machine load.")
-    return 0 if ok_speed and ok_stall else 1
+    return 0 if ok_speed and ok_wait and ok_stall else 1
 
 
 if __name__ == "__main__":
