@@ -265,7 +265,7 @@ class _ArrayRecordShards:
             info, split = source.dataset_info, source.split
             if info.file_format.value != "array_record":
                 return None
-            small = 0 < int(info.dataset_size) <= _KEEP_IN_MEMORY_BYTES
+            small = 0 < int(info.dataset_size or 0) <= _KEEP_IN_MEMORY_BYTES
             shards = cls(info.splits[split].file_instructions,
                          keep_in_memory=keep_records and small)
             shards.small = small
