@@ -848,3 +848,29 @@ def test_tf_fast_path_parses_about_a_mebibyte_of_records_at_a_time(dirs):
     read = _tf_read(NAME, dirs["tfrecord"], "train", shuffle=True, keys=("id",))
     info = tfds.builder(NAME, data_dir=dirs["tfrecord"]).info.splits["train"]
     assert tf_datasets._scalar_plan(tfds, read).batch_size == size(info.num_bytes, N_TRAIN)
+
+
+def test_array_record_shards_of_a_dataset_of_unknown_size_are_read_not_kept(dirs):
+    # (tfds.load does not autocache a dataset whose size is unknown either.)
+    from types import SimpleNamespace
+
+    from pax_trax.data._tfds_data_source import _ArrayRecordShards
+
+    tfds = _lazy.tensorflow_datasets("tests")
+    info = tfds.builder(NAME, data_dir=dirs["array_record"]).info
+
+    class Source:  # (what for_source reads of a tfds.data_source)
+        split = "train"
+
+        def __init__(self, dataset_size):
+            self.dataset_info = SimpleNamespace(file_format=info.file_format,
+                                                splits=info.splits, dataset_size=dataset_size)
+
+        def __len__(self):
+            return N_TRAIN
+
+    for size, small in ((None, False), (0, False), (info.dataset_size, True)):
+        shards = _ArrayRecordShards.for_source(Source(size))
+        assert shards is not None and shards.small is small
+        assert len(shards.__getitems__([0, N_TRAIN - 1])) == 2
+        assert shards.all_in_memory is False
