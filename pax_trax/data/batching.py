@@ -134,8 +134,18 @@ def _stack_column(where, column, boundary, strict_pad_on_len):
     (target,) = _padded_shape([int(lengths.max())], [int(lengths.min())], boundary,
                               strict_pad_on_len, where)
     batch = np.zeros((len(column), target), dtype)
-    batch[np.arange(target) < lengths[:, None]] = np.concatenate(column)
+    batch[np.arange(target) < lengths[:, None]] = _concatenated(column, dtype)
     return batch
+
+
+def _concatenated(arrays, dtype):
+    """``np.concatenate(arrays)`` of 1-D arrays of `dtype`: joined as bytes when they are
+    contiguous (~30 ns an array instead of ~100 ns: most of stacking a batch of short
+    token arrays)."""
+    try:
+        return np.frombuffer(b"".join(arrays), dtype)
+    except (BufferError, TypeError, ValueError):  # (a strided view: no contiguous buffer)
+        return np.concatenate(arrays)
 
 
 def pad_to_max_dims(tensors, boundary=None, strict_pad_on_len=False):

@@ -94,6 +94,10 @@ _COLUMN_VALUES = st.one_of(
     hnp.arrays(np.int32, st.integers(0, 6), elements=st.integers(1, 9)),
     hnp.arrays(np.float32, st.integers(0, 3), elements=st.floats(-1, 1, width=32)),
     hnp.arrays(np.int64, hnp.array_shapes(min_dims=0, max_dims=2, max_side=3), elements=st.integers(1, 9)),
+    # (strided views have no contiguous buffer; big-endian and bool bytes join as they are)
+    hnp.arrays(np.int64, st.integers(0, 12), elements=st.integers(1, 9)).map(lambda a: a[::2]),
+    hnp.arrays(np.dtype(">i4"), st.integers(0, 6), elements=st.integers(-9, 9)),
+    hnp.arrays(np.bool_, st.integers(0, 5)),
 )
 
 
@@ -425,3 +429,19 @@ def test_batcher_builds_inputs_from_example_streams():
         ValueError, match=r"batcher: expected data_streams = \(train_stream_fn, eval_stream_fn\)"
     ):
         di.batcher([train])
+
+
+@given(st.lists(hnp.arrays(np.int64, st.integers(0, 12), elements=st.integers(-9, 9)),
+                min_size=1, max_size=8),
+       st.sampled_from([lambda a: a, lambda a: a[::2], lambda a: a.astype(">i8"),
+                        lambda a: a.astype(np.float16), lambda a: a != 0]))
+def test_stacked_1d_columns_of_views_and_other_byte_orders(arrays, view):
+    # The 1-D column path joins the arrays' bytes when they are contiguous, else
+    # concatenates them: equal to padding each element either way.
+    from pax_trax.data.batching import _pad_to_max_dims, stack_examples
+
+    column = [view(a) for a in arrays]
+    (got,) = stack_examples("B", [(a,) for a in column], None, False)
+    want = _pad_to_max_dims("B", column, None, False)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
