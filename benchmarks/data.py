@@ -366,8 +366,8 @@ def main(argv=None):
     def values(name, key):
         return [r[key] for r in results[name]]
 
-    def paired(x, y, key="rate"):
-        return [a[key] / b[key] for a, b in zip(results[x], results[y])]
+    def paired(x, y, key="rate", y_key=None):
+        return [a[key] / b[y_key or key] for a, b in zip(results[x], results[y])]
 
     print()
     header = ("side", "examples/s", "vs T", "wall/step", "wait/step", "CPU/example")
@@ -401,10 +401,8 @@ def main(argv=None):
     short_switch = _median(paired("L+P/s", "T", "wall_per_step"))
     ok_speed = all(s >= TARGET_SPEEDUP for s in speedups.values())
     ok_stall = stall <= TARGET_STALL
-    waits = [a["wait_per_step"] / b["wall_per_step"] for a, b in zip(results["L+P"], results["T"])]
-    wait = _median(waits)
-    no_prefetch_wait = _median([a["wait_per_step"] / b["wall_per_step"]
-                                for a, b in zip(results["L"], results["T"])])
+    wait = _median(paired("L+P", "T", "wait_per_step", "wall_per_step"))
+    no_prefetch_wait = _median(paired("L", "T", "wait_per_step", "wall_per_step"))
     ok_wait = wait <= TARGET_WAIT
     print()
     for name, speedup in speedups.items():

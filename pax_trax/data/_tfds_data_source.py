@@ -25,14 +25,13 @@ from pax_trax.data._tfds_select import (
     _as_feature_dtype,
     _plain_scalar_features,
     _select,
+    _small_enough_to_cache,
 )
 
 # Records read at once from a random-access data source.
 _READ_CHUNK = 256
 # Raw records are read in chunks of up to this many bytes, and up to this many records.
 _READ_BYTES, _MAX_READ_CHUNK = 1 << 20, 2048
-# Splits of datasets up to this size keep their records in memory ('tfds.load's autocache).
-_KEEP_IN_MEMORY_BYTES = 250 << 20
 
 
 # ------------------------------------------------ the 'data_source' backend
@@ -78,8 +77,6 @@ class _KeptExamples:
 
     def __init__(self, n):
         self._examples = [None] * n
-        self._n_records = 0  # (how many are kept as records)
-        self._lock = threading.Lock()  # (streams of one TFDS may run in other threads)
 
     def complete(self):
         return None not in self._examples
@@ -98,15 +95,12 @@ class _KeptExamples:
                 value, np.generic) for value in example):
             self._examples[key] = example
         else:
-            with self._lock:
-                if self._examples[key] is None:
-                    self._n_records += 1
-                self._examples[key] = _Record(record)
+            self._examples[key] = _Record(record)
 
     def in_order(self, order, decode):
         """The examples at the keys `order` (each kept record decoded anew)."""
         examples = map(self._examples.__getitem__, order.tolist())
-        if not self._n_records:
+        if _Record not in map(type, self._examples):
             return examples
         return (decode(x.record) if type(x) is _Record else x for x in examples)
 
@@ -260,12 +254,12 @@ class _ArrayRecordShards:
         """Shards reading what `source` (``tfds.data_source(...)`` with RAW_BYTES) reads,
         or None when `source` is not array_record or its files cannot be opened so.
         Their records are kept in memory if `keep_records` and the dataset is `small`
-        (up to `_KEEP_IN_MEMORY_BYTES`)."""
+        (`_small_enough_to_cache`, as tfds.load's autocache)."""
         try:
             info, split = source.dataset_info, source.split
             if info.file_format.value != "array_record":
                 return None
-            small = 0 < int(info.dataset_size or 0) <= _KEEP_IN_MEMORY_BYTES
+            small = _small_enough_to_cache(info)
             shards = cls(info.splits[split].file_instructions,
                          keep_in_memory=keep_records and small)
             shards.small = small

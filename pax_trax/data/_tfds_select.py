@@ -180,6 +180,22 @@ def _check_keys(keys, available, where, who=_TFDS):
     return keys
 
 
+# ------------------------------------------------------------ autocaching
+
+# Datasets of up to this size are cached in memory by tfds.load
+# (``DatasetBuilder._should_cache_ds``); both backends keep them so.
+_AUTOCACHE_BYTES = 250 << 20
+
+
+def _small_enough_to_cache(info):
+    """Whether `info`'s dataset has a known size of at most `_AUTOCACHE_BYTES`."""
+    try:
+        size = int(info.dataset_size or 0)
+    except (TypeError, ValueError):
+        return False
+    return 0 < size <= _AUTOCACHE_BYTES
+
+
 # ------------------------------------------------------ plain scalar features
 
 

@@ -31,6 +31,7 @@ from pax_trax.data._tfds_select import (
     _check_keys,
     _decode_text,
     _plain_scalar_features,
+    _small_enough_to_cache,
     _split_for,
 )
 from pax_trax.data.tfds_prepare import (
@@ -121,7 +122,6 @@ def _tf_general_stream(tfds, read):
 # TFDS's defaults (tfds.ReadConfig, tfrecord file adapter) for reading files.
 _INTERLEAVE_CYCLE, _INTERLEAVE_BLOCK = 16, 16
 _TFRECORD_BUFFER = 8 << 20
-_AUTOCACHE_BYTES = 250 << 20  # (DatasetBuilder._should_cache_ds)
 
 
 class _ScalarPlan:
@@ -186,11 +186,7 @@ def _autocaches(info, read, n_files):
     """Whether tfds.load would cache the split (``DatasetBuilder._should_cache_ds`` with
     the default ReadConfig): datasets of a known size up to 250 MiB, unless several
     files are shuffled (a cache would fix their order)."""
-    try:
-        size = int(info.dataset_size or 0)
-    except (TypeError, ValueError):
-        return False
-    return 0 < size <= _AUTOCACHE_BYTES and not (read.shuffle and n_files > 1)
+    return _small_enough_to_cache(info) and not (read.shuffle and n_files > 1)
 
 
 def _storage_dtype(tf, feature):

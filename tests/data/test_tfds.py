@@ -584,9 +584,9 @@ def test_data_source_keeps_small_datasets_in_memory(dirs, tmp_path, monkeypatch,
     # so deleting them would not show it).
     import shutil
 
-    from pax_trax.data import _tfds_data_source
+    from pax_trax.data import _tfds_select
 
-    monkeypatch.setattr(_tfds_data_source, "_KEEP_IN_MEMORY_BYTES", limit)
+    monkeypatch.setattr(_tfds_select, "_AUTOCACHE_BYTES", limit)
     data_dir = tmp_path / "copy"
     shutil.copytree(dirs["array_record"], data_dir)
     stream = TFDS(NAME, data_dir=str(data_dir), keys=keys, download=False,
@@ -817,7 +817,7 @@ def test_tf_fast_path_caches_as_tfds_load_does(dirs, tmp_path, shuffle):
 
 
 def test_tf_fast_path_does_not_cache_large_or_shuffled_multi_file_splits(dirs, monkeypatch):
-    from pax_trax.data import tf_datasets
+    from pax_trax.data import _tfds_select, tf_datasets
 
     tfds = _lazy.tensorflow_datasets("tests")
     read = _tf_read(NAME, dirs["tfrecord"], "train", shuffle=True, keys=("id",))
@@ -826,7 +826,7 @@ def test_tf_fast_path_does_not_cache_large_or_shuffled_multi_file_splits(dirs, m
     assert not tf_datasets._autocaches(info, read, n_files=2)
     unshuffled = _tf_read(NAME, dirs["tfrecord"], "test", shuffle=False, keys=("id",))
     assert tf_datasets._autocaches(info, unshuffled, n_files=2)
-    monkeypatch.setattr(tf_datasets, "_AUTOCACHE_BYTES", int(info.dataset_size) - 1)
+    monkeypatch.setattr(_tfds_select, "_AUTOCACHE_BYTES", int(info.dataset_size) - 1)
     assert not tf_datasets._autocaches(info, unshuffled, n_files=1)
     assert not tf_datasets._scalar_plan(tfds, read).cache
 
