@@ -261,12 +261,20 @@ def BucketByLength(  # noqa: N802 (Trax name)
     [(2, 4), (1, 9)]
     """
     _check_buckets("BucketByLength", boundaries, batch_sizes)
-    length_fn = length_function("BucketByLength", length_axis, length_keys or [0, 1])
-    return lambda g: bucket_by_length(g, length_fn, boundaries, batch_sizes, strict_pad_on_len)
+    length_keys = list(length_keys or [0, 1])
+    length_fn = length_function("BucketByLength", length_axis, length_keys)
+    # (One key: the loop reads a tuple's length itself, without calling length_fn.)
+    direct_key = length_keys[0] if len(length_keys) == 1 else None
+    return lambda g: _bucket_by_length(iter(g), length_fn, list(boundaries), list(batch_sizes),
+                                       strict_pad_on_len, direct_key, length_axis)
 
 
 def _check_buckets(where, boundaries, batch_sizes):
     boundaries, batch_sizes = list(boundaries), list(batch_sizes)
+    for boundary in boundaries:
+        if isinstance(boundary, bool) or not isinstance(boundary, (int, np.integer)):
+            raise TypeError(f"{where}: expected int boundaries (lengths to pad to), got "
+                            f"{boundary!r} in {boundaries}.")
     if any(b2 < b1 for b1, b2 in zip(boundaries, boundaries[1:])):
         raise ValueError(f"{where}: expected increasing boundaries, got {boundaries}.")
     if len(batch_sizes) not in (len(boundaries), len(boundaries) + 1):
@@ -308,25 +316,50 @@ def bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_o
     )
 
 
-def _bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_on_len):
-    buckets = [[] for _ in batch_sizes]
+# Lengths up to the last boundary, if it is at most this, find their bucket in a dict.
+_MAX_LENGTHS_LOOKED_UP = 2**14
+
+
+def _bucket_by_length(generator, length_fn, boundaries, batch_sizes, strict_pad_on_len,
+                      direct_key=None, length_axis=0):
+    """`bucket_by_length`'s loop. With `direct_key`, the length of a tuple is read as
+    ``example[direct_key].shape[length_axis]`` where it can be (`length_fn` otherwise:
+    it is the same length, or explains the example's fault)."""
     pad_to = [*boundaries, None][:len(batch_sizes)]  # the last bucket may be unbounded
-    n_buckets = len(buckets)
+    buckets = [([], size, boundary) for size, boundary in zip(batch_sizes, pad_to)]
     first_boundary_at_least = functools.partial(bisect.bisect_left, boundaries)
+    # (~0.1 us an example less than a bisect; negative or other lengths are bisected.)
+    bucket_of_length = {}
+    if boundaries and boundaries[-1] <= _MAX_LENGTHS_LOOKED_UP:
+        bucket_of_length = {n: buckets[first_boundary_at_least(n)]
+                            for n in range(max(0, boundaries[-1]) + 1)}
     for example in generator:
-        length = length_fn(example)
-        bucket_idx = first_boundary_at_least(length)
-        if bucket_idx >= n_buckets:
-            raise ValueError(
-                f"BucketByLength: example of length {length} is longer than the last boundary "
-                f"{boundaries[-1]} and there is no batch size for an unbounded last bucket "
-                f"(give len(boundaries) + 1 batch sizes); example: {describe(example)}."
-            )
-        bucket = buckets[bucket_idx]
+        if direct_key is not None and type(example) is tuple:
+            try:
+                length = example[direct_key].shape[length_axis]
+            except (IndexError, AttributeError, TypeError):
+                length = length_fn(example)
+        else:
+            length = length_fn(example)
+        try:
+            entry = bucket_of_length.get(length)
+        except TypeError:  # (an unhashable length, such as a 0-d array)
+            entry = None
+        if entry is None:
+            bucket_idx = first_boundary_at_least(length)
+            if bucket_idx >= len(buckets):
+                raise ValueError(
+                    f"BucketByLength: example of length {length} is longer than the last boundary "
+                    f"{boundaries[-1]} and there is no batch size for an unbounded last bucket "
+                    f"(give len(boundaries) + 1 batch sizes); example: {describe(example)}."
+                )
+            entry = buckets[bucket_idx]
+        bucket, batch_size, boundary = entry
         bucket.append(example)
-        if len(bucket) == batch_sizes[bucket_idx]:
-            buckets[bucket_idx] = []
-            yield stack_examples("BucketByLength", bucket, pad_to[bucket_idx], strict_pad_on_len)
+        if len(bucket) == batch_size:
+            batch = stack_examples("BucketByLength", bucket, boundary, strict_pad_on_len)
+            bucket.clear()
+            yield batch
 
 
 def UnBatch():  # noqa: N802 (Trax name)

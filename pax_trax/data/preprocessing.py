@@ -60,13 +60,29 @@ def FilterByLength(max_length, min_length=0, length_keys=None, length_axis=0):  
     """
     if max_length is None and min_length is None:
         raise ValueError("FilterByLength: expected max_length or min_length, got neither.")
-    length_of = length_function("FilterByLength", length_axis, length_keys or [0, 1])
+    length_keys = list(length_keys or [0, 1])
+    length_of = length_function("FilterByLength", length_axis, length_keys)
     low = -math.inf if min_length is None else min_length
     high = math.inf if max_length is None else max_length
+    if len(length_keys) > 1:
+        def filtered(generator):
+            for example in generator:
+                if low <= length_of(example) <= high:
+                    yield example
+        return filtered
 
-    def filtered(generator):
+    (key,) = length_keys
+
+    def filtered(generator):  # (as above, reading a tuple's length without calling length_of)
         for example in generator:
-            if low <= length_of(example) <= high:
+            if type(example) is tuple:
+                try:
+                    length = example[key].shape[length_axis]
+                except (IndexError, AttributeError, TypeError):
+                    length = length_of(example)
+            else:
+                length = length_of(example)
+            if low <= length <= high:
                 yield example
 
     return filtered

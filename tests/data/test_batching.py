@@ -229,6 +229,10 @@ def test_bucket_by_length_errors():
         ValueError, match=r"BucketByLength: expected len\(batch_sizes\) == len\(boundaries\) \+ 1"
     ):
         data.BucketByLength([4, 8], [1])
+    with pytest.raises(TypeError, match=r"BucketByLength: expected int boundaries .*got 3.5 in \[3.5\]"):
+        data.BucketByLength([3.5], [1, 1])
+    with pytest.raises(TypeError, match="bucket_by_length: expected int boundaries"):
+        data.bucket_by_length(iter([]), len, [True], [1, 1])
     with pytest.raises(ValueError, match="expected increasing boundaries"):
         data.BucketByLength([8, 4], [1, 1, 1])
     too_long = data.bucket_by_length(iter(_pairs(25, 1)), lambda x: len(x[0]), [20], [2])
@@ -246,6 +250,67 @@ def test_bucket_by_length_errors():
     with pytest.raises(ValueError, match=r"BucketByLength: expected example\[1\] to have an axis 0"):
         next(scalar)
 
+
+
+def _bucketed_by_hand(examples, length_of, boundaries, batch_sizes):
+    """The ids (element 0 of each example) in each batch that bucket_by_length yields, in
+    order: each example to the first boundary >= its length, a batch when a bucket is full."""
+    buckets = [[] for _ in batch_sizes]
+    batches = []
+    for example in examples:
+        bucket = next((i for i, b in enumerate(boundaries) if length_of(example) <= b),
+                      len(boundaries))
+        buckets[bucket].append(example[0])
+        if len(buckets[bucket]) == batch_sizes[bucket]:
+            batches.append(buckets[bucket])
+            buckets[bucket] = []
+    return batches
+
+
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12), st.booleans()), max_size=40),
+       st.lists(st.integers(0, 12), min_size=1, max_size=4).map(sorted),
+       st.integers(1, 3), st.sampled_from([[1], [2], [1, 2], [-1]]))
+def test_bucket_by_length_routes_as_by_hand(sizes, boundaries, batch_size, length_keys):
+    # Examples (id, x, y): x and y arrays of the given lengths, or lists (read through
+    # np.shape) where the flag says so; the last bucket unbounded.
+    examples = [(i, np.ones(n) if is_array else [1] * n, np.ones(m))
+                for i, (n, m, is_array) in enumerate(sizes)]
+    batch_sizes = [batch_size] * (len(boundaries) + 1)
+    bucketed = data.BucketByLength(boundaries, batch_sizes, length_keys=length_keys)(iter(examples))
+    batches = list(bucketed)
+    expected = _bucketed_by_hand(
+        examples, lambda ex: max(len(ex[k]) for k in length_keys), boundaries, batch_sizes)
+    assert [b[0].tolist() for b in batches] == expected
+    for batch in batches:  # every example's values are in its batch, padded with zeros
+        for row, i in enumerate(batch[0].tolist()):
+            x = np.asarray(examples[i][1])
+            assert batch[1][row, :len(x)].tolist() == x.tolist()
+            assert not batch[1][row, len(x):].any()
+
+
+@given(st.lists(st.integers(0, 30), max_size=30),
+       st.sampled_from([int, np.int64, float, np.float64, lambda n: np.array(n), lambda n: n - 0.5]))
+def test_bucket_by_length_takes_any_number_as_a_length(lengths, as_length):
+    # A length function's result is compared with the boundaries as a number, whatever its
+    # type: a NumPy integer or float, a 0-d array (not hashable), a fraction.
+    examples = [(i, np.ones(n)) for i, n in enumerate(lengths)]
+    boundaries, batch_sizes = [4, 10, 20], [2, 2, 1, 1]
+
+    def length_of(example):
+        return as_length(len(example[1]))
+
+    bucketed = data.bucket_by_length(iter(examples), length_of, boundaries, batch_sizes)
+    assert [b[0].tolist() for b in bucketed] == _bucketed_by_hand(
+        examples, length_of, boundaries, batch_sizes)
+
+
+def test_bucket_by_length_with_negative_or_no_boundaries():
+    examples = [(i, np.ones(n)) for i, n in enumerate([3, 4, 0, 4, 3, 5])]
+    bucketed = data.BucketByLength([-1, 3], [1, 2, 1], length_keys=[1])(iter(examples))
+    # No length is <= -1; 0 and the 3s fill the bucket <= 3, each longer one is alone.
+    assert [b[0].tolist() for b in bucketed] == [[1], [0, 2], [3], [5]]
+    unbounded = data.BucketByLength([], [2], length_keys=[1])(iter(examples))
+    assert [b[0].tolist() for b in unbounded] == [[0, 1], [2, 3], [4, 5]]
 
 # --- UnBatch --------------------------------------------------------------
 

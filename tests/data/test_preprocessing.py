@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pax_trax import data
 from pax_trax.data import inputs as di
@@ -32,6 +34,15 @@ def test_filter_by_length():
     )
     assert [x.shape for (x,) in on_axis_1] == [(5, 2)]
 
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9), st.booleans()), max_size=20),
+       st.integers(0, 9), st.integers(0, 9), st.sampled_from([[0], [1], [0, 1], [-1]]))
+def test_filter_by_length_keeps_as_by_hand(sizes, low, high, length_keys):
+    # Arrays, or lists (read through np.shape) where the flag says so.
+    examples = [(np.ones(n) if is_array else [1] * n, np.ones(m)) for n, m, is_array in sizes]
+    kept = list(data.FilterByLength(high, low, length_keys=length_keys)(iter(examples)))
+    assert kept == [ex for ex in examples if low <= max(len(ex[k]) for k in length_keys) <= high]
 
 def test_filter_by_length_errors():
     with pytest.raises(ValueError, match="FilterByLength: expected max_length or min_length"):
