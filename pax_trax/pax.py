@@ -18,9 +18,9 @@ module, `module, y = pax.purecall(module, x)`, instead of mutating it.
 """
 
 from pax_trax.core.module import Module, purecall
-from pax_trax.nn.multi_head_attention import MultiHeadAttention
 from pax_trax.nn.convolution import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from pax_trax.nn.linear import Linear
+from pax_trax.nn.multi_head_attention import MultiHeadAttention
 from pax_trax.nn.normalization import BatchNorm1D, BatchNorm2D, GroupNorm
 from pax_trax.nn.normalization import PaxLayerNorm as LayerNorm
 from pax_trax.nn.pax_modules import EMA, Embed

@@ -347,12 +347,12 @@ class _ScalarFeaturesDecoder:
         for name in names:
             dtype = np.dtype(features[name].np_dtype)
             convert = _scalar_converter(dtype)
-            if decode_text and dtype == object:
+            if decode_text and dtype.kind == "O":
                 convert = bytes.decode  # (UTF-8, strict: as _decode_text)
             self._fields.append((name, _FEATURE_LISTS[dtype.kind], convert))
         self._fallback = fallback
         self._as_tuples = decode_text is not None
-        self._columns = [(name, dtype, bool(decode_text) and dtype == object)
+        self._columns = [(name, dtype, bool(decode_text) and dtype.kind == "O")
                          for name, dtype in ((name, np.dtype(features[name].np_dtype))
                                              for name in names)]
         self._wanted = {name: _WIRE_LISTS[dtype.kind] for name, dtype, _ in self._columns
@@ -455,7 +455,7 @@ def _column(values, dtype, as_text, bad):
 
 def _scalar_converter(dtype):
     dtype = np.dtype(dtype)
-    if dtype == object:  # text: the bytes as stored
+    if dtype.kind == "O":  # text: the bytes as stored
         return bytes
     return dtype.type
 

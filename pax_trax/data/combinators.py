@@ -66,7 +66,7 @@ def Serial(*fns):  # noqa: N802 (Trax name)
     return composed_fns
 
 
-class _StreamEnded(Exception):
+class _StreamEnded(Exception):  # noqa: N818 (a signal that a stream ended, not an error)
     """Raised inside Parallel when one of its streams is exhausted."""
 
 

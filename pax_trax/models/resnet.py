@@ -9,7 +9,6 @@ so a model in `'train'` mode is called with `pax_trax.purecall`.
 
 from __future__ import annotations
 
-
 from pax_trax import nn
 from pax_trax.models import _arguments as args
 from pax_trax.nn.base import check_mode

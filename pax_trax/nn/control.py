@@ -6,19 +6,18 @@ batch, or a predict-mode cache, keeping Trax's stack contract.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from pax_trax.core import shapes as shapes_lib
-from pax_trax.core.module import Module, state, static, submodule
 from pax_trax.core.errors import in_sublayer
+from pax_trax.core.module import Module, state, static, submodule
 from pax_trax.nn.base import (
     Partial,
-    check_mode,
     PureLayer,
     call_sublayer,
+    check_mode,
     from_stack,
     init_sublayer,
     outputs_as_tuple,

@@ -6,6 +6,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+
 from pax_trax.core.module import Module, static, submodule
 from pax_trax.core.shapes import ShapeDtype
 from pax_trax.nn.attention import _check_positive

@@ -39,7 +39,6 @@ the same model structure and shapes does not recompile.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

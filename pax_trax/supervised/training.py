@@ -509,7 +509,8 @@ class Loop:
                 for writer in self._writers.values():
                     writer.close()
                 self._writers = None  # reopened (a new event file) by the next run
-        if self._output_dir is not None and self.is_chief and len(self._history.get("train", self._tasks[0].loss_name)) > 0:
+        has_train_history = len(self._history.get("train", self._tasks[0].loss_name)) > 0
+        if self._output_dir is not None and self.is_chief and has_train_history:
             logs_lib.plot_history(self._history, os.path.join(self._output_dir, "training_curves.png"))
 
     def _show_progress(self):

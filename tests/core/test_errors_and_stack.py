@@ -126,12 +126,14 @@ def test_wrong_input_size_at_init_names_the_layer():
         def forward(self, x):
             return x
 
-    with pytest.raises(pax_trax.LayerError, match=r"in Serial\[1\]/NeedsFour: ValueError: expected last axis 4, got \(2, 3\)"):
+    with pytest.raises(pax_trax.LayerError,
+                       match=r"in Serial\[1\]/NeedsFour: ValueError: expected last axis 4, got \(2, 3\)"):
         nn.Serial(nn.Dense(3), NeedsFour()).init(shapes.ShapeDtype((2, 5)))
 
 
 def test_wrong_number_of_inputs_is_explained():
-    with pytest.raises(pax_trax.LayerError, match=r"in Serial: TypeError: expected 2 inputs as a tuple, got a single ndarray of shape \(2, 2\)"):
+    with pytest.raises(pax_trax.LayerError, match=r"in Serial: TypeError: expected 2 inputs as a tuple, "
+                                                  r"got a single ndarray of shape \(2, 2\)"):
         nn.Serial(nn.Add())(np.zeros((2, 2)))
     with pytest.raises(pax_trax.LayerError, match="expected 2 inputs, got a tuple of 3"):
         nn.Add()((np.zeros(2), np.zeros(2), np.zeros(2)))

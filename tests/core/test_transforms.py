@@ -100,7 +100,7 @@ def test_vmap_over_stacked_modules_is_an_ensemble():
     assert ensemble.w.shape == (4, 4, 3)
     out = jax.vmap(lambda m, x: m(x), in_axes=(0, None))(ensemble, X)
     for i in range(4):
-        member = jax.tree_util.tree_map(lambda a: a[i], ensemble)
+        member = jax.tree_util.tree_map(lambda a, i=i: a[i], ensemble)
         np.testing.assert_allclose(out[i], X @ member.w + member.b, rtol=1e-5, atol=1e-6)
 
 

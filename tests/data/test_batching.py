@@ -380,7 +380,7 @@ def test_full_pipeline_from_trax_docs():
     lengths = sorted(int((x != 0).sum()) for b in batches for x in b[0])
     assert all(x.shape[1] in (4, 16) for x, _, _ in batches)
     assert set(lengths) <= {3, 9, 2, 4, 5, 1}  # 30 is filtered
-    for x, y, w in batches:
+    for _, y, w in batches:
         assert w.tolist() == (y != 0).astype(np.float32).tolist()
 
 

@@ -49,7 +49,8 @@ def test_filter_by_length_errors():
         data.FilterByLength(None, None)
     with pytest.raises(
         ValueError,
-        match=r"FilterByLength: expected an example tuple with an element at index 1, got tuple of 1: \(ndarray float64 \(3,\)\)",
+        match=r"FilterByLength: expected an example tuple with an element at index 1, "
+              r"got tuple of 1: \(ndarray float64 \(3,\)\)",
     ):
         next(data.FilterByLength(4)(iter([(np.ones(3),)])))
     with pytest.raises(

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pax_trax.data import _lazy
-from pax_trax.data import tfds_prepare
+from pax_trax.data import _lazy, tfds_prepare
 from pax_trax.data.tfds import (
     TFDS,
     data_streams,
@@ -536,6 +535,7 @@ def test_array_record_shards_read_keys_across_shards_and_slices(tmp_path):
     # The data_source backend's own array_record reader: keys over several shards, each
     # read from `skip` for `take` records (a sliced split), equal what was written.
     from array_record.python import array_record_module
+
     from pax_trax.data._tfds_data_source import _ArrayRecordShards
 
     class Instruction:  # (the fields of a TFDS FileInstruction it reads)
@@ -775,7 +775,7 @@ def test_general_path_for_other_features_and_preprocessing(dirs, rows, typed_dir
     fast_used, examples, general = _paths(tfds, read)
     assert not fast_used and len(examples) == N_TYPED_TEST
     assert typed_examples(examples) == typed_examples(general)
-    for n, lengths, text in examples:
+    for _, lengths, text in examples:
         assert lengths.dtype == np.int64 and lengths.tolist() == word_lengths(text.decode())
     # tfds_preprocess_fn: tfds.load reads, the function runs on its examples.
     def double(ds):

@@ -25,7 +25,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pax_trax.data import _example_wire, _lazy
-from pax_trax.data._tfds_select import _as_feature_dtype, _select
 from pax_trax.data._tfds_data_source import (
     _ArrayRecordShards,
     _data_source_examples,
@@ -34,6 +33,7 @@ from pax_trax.data._tfds_data_source import (
     _read_in_order,
     _ScalarFeaturesDecoder,
 )
+from pax_trax.data._tfds_select import _as_feature_dtype, _select
 from pax_trax.data.tfds import TFDS
 
 data_cache = importlib.import_module("pax_trax_tests_data_cache")  # registered by conftest.py

@@ -187,7 +187,7 @@ def test_a_type_error_reaches_the_loop_through_prefetch(within, dirs, vocab_file
 
 @pytest.mark.parametrize("bad", [("a snippet with no label",),
                                  ("a snippet with two labels", np.int64(1), np.int64(0))])
-def test_an_example_of_the_wrong_arity_is_a_value_error_naming_bucket_by_length(within, 
+def test_an_example_of_the_wrong_arity_is_a_value_error_naming_bucket_by_length(within,
         dirs, vocab_file, bad):
     pipeline = data.Serial(
         data.TFDS(NAME, data_dir=dirs["array_record"], keys=("text", "label"), download=False,

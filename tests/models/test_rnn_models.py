@@ -9,7 +9,7 @@ import pax_trax
 from pax_trax import nn
 from pax_trax.core.errors import StateChangeError
 from pax_trax.core.module import num_parameters
-from pax_trax.models.rnn import GRULM, LSTMSeq2SeqAttn, RNNLM
+from pax_trax.models.rnn import GRULM, RNNLM, LSTMSeq2SeqAttn
 from pax_trax.supervised.train_step import init_optimizer_state, make_train_step
 
 # Jitted calls: one compilation per model instead of many small eager dispatches.

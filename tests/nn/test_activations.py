@@ -9,6 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 from pax_trax.core.errors import LayerError
+from pax_trax.nn import initializers
 from pax_trax.nn.activations import (
     Elu,
     Exp,
@@ -29,7 +30,6 @@ from pax_trax.nn.activations import (
     ThresholdedLinearUnit,
 )
 from pax_trax.nn.combinators import Serial
-from pax_trax.nn import initializers
 from pax_trax.nn.core import Dense
 
 X = np.array([-2.0, -0.5, 0.0, 0.5, 2.0], np.float32)

@@ -26,8 +26,8 @@ from pax_trax.nn.attention import (
     SplitIntoHeads,
 )
 from pax_trax.nn.combinators import Serial
-from pax_trax.nn.multi_head_attention import MultiHeadAttention
 from pax_trax.nn.core import Dense
+from pax_trax.nn.multi_head_attention import MultiHeadAttention
 from pax_trax.nn.position_encodings import PositionalEncoding, sinusoidal_table
 
 ATOL = 1e-5

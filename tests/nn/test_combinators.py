@@ -11,7 +11,6 @@ from jax.test_util import check_grads
 import pax_trax
 from pax_trax.core.shapes import ShapeDtype
 from pax_trax.nn.base import Fn
-from pax_trax.nn.control import BatchLeadingAxes, Cache, Chunk, Cond, Scan
 from pax_trax.nn.combinators import (
     Add,
     Branch,
@@ -30,6 +29,7 @@ from pax_trax.nn.combinators import (
     SubtractTop,
     Swap,
 )
+from pax_trax.nn.control import BatchLeadingAxes, Cache, Chunk, Cond, Scan
 from pax_trax.nn.core import Dense, Dropout
 
 
@@ -348,7 +348,7 @@ def test_constructor_errors():
 # ------------------------------------------------------- property: stack model
 
 
-class _Underflow(Exception):
+class _Underflow(Exception):  # noqa: N818 (a signal that the stack is too short, caught below)
     pass
 
 

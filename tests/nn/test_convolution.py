@@ -12,8 +12,8 @@ from pax_trax.nn.combinators import Serial
 from pax_trax.nn.convolution import (
     CausalConv,
     Conv,
-    Conv1d,
     Conv1D,
+    Conv1d,
     Conv1DTranspose,
     Conv2D,
     Conv2DTranspose,

@@ -8,8 +8,8 @@ from jax.test_util import check_grads
 
 import pax_trax
 from pax_trax.core.errors import LayerError, StateChangeError
+from pax_trax.nn import initializers as init
 from pax_trax.nn.combinators import Serial
-from pax_trax.nn.pax_modules import EMA, Embed
 from pax_trax.nn.core import (
     ArgMax,
     Dense,
@@ -40,8 +40,7 @@ from pax_trax.nn.core import (
     multigaussian_loss,
     one_hot,
 )
-from pax_trax.nn import initializers as init
-
+from pax_trax.nn.pax_modules import EMA, Embed
 
 _RNG = np.random.RandomState(0)
 

@@ -8,8 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from pax_trax import nn
-from pax_trax import optimizers
+from pax_trax import nn, optimizers
 from pax_trax.optimizers import MomentumType
 from pax_trax.supervised import lr_schedules
 
@@ -449,7 +448,7 @@ def test_matches_trax_update_formula(case):
     n_steps = 3
     got = run(make_opt(), params, n_steps, jit=True)
     want = reference_run(update_leaf, init_leaf, params, n_steps, lr_fn, clip)
-    for step, (g, w) in enumerate(zip(got, want)):
+    for g, w in zip(got, want):
         assert_trees_close(g, w, rtol=2e-5, atol=1e-6)
     # The optimizer really moved the weights (the comparison is not vacuous).
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), got[-1], params))

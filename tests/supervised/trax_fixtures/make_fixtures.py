@@ -58,7 +58,8 @@ def _classification_batches(seed, shape, n_classes, batch=4):
 
 def _train_and_save(name, model, batches):
     """Trains 2 steps with Trax's Loop; copies its checkpoint into fixtures/name."""
-    from trax import layers as tl, optimizers
+    from trax import layers as tl
+    from trax import optimizers
     from trax.supervised import training
 
     out_dir = tempfile.mkdtemp(prefix=f"trax_{name}_")
@@ -213,7 +214,8 @@ def make_layers_batchnorm():
 def make_layers_attention():
     """Embedding, LayerNorm, CausalAttention, Residual, Dense: nested weights in a pickle."""
     import trax
-    from trax import layers as tl, shapes
+    from trax import layers as tl
+    from trax import shapes
     from trax.supervised import training
 
     model = tl.Serial(
