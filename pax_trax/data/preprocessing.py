@@ -64,20 +64,14 @@ def FilterByLength(max_length, min_length=0, length_keys=None, length_axis=0):  
     length_of = length_function("FilterByLength", length_axis, length_keys)
     low = -math.inf if min_length is None else min_length
     high = math.inf if max_length is None else max_length
-    if len(length_keys) > 1:
-        def filtered(generator):
-            for example in generator:
-                if low <= length_of(example) <= high:
-                    yield example
-        return filtered
+    # (One key: a tuple's length is read here, without calling length_of, as BucketByLength.)
+    direct_key = length_keys[0] if len(length_keys) == 1 else None
 
-    (key,) = length_keys
-
-    def filtered(generator):  # (as above, reading a tuple's length without calling length_of)
+    def filtered(generator):
         for example in generator:
-            if type(example) is tuple:
+            if direct_key is not None and type(example) is tuple:
                 try:
-                    length = example[key].shape[length_axis]
+                    length = example[direct_key].shape[length_axis]
                 except (IndexError, AttributeError, TypeError):
                     length = length_of(example)
             else:
