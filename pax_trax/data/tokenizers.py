@@ -125,8 +125,14 @@ def _checked_stream(stream, where):
 
 
 # Examples tokenized together when the vocabulary encodes lists of texts (`_map_fields`
-# then reads this many examples ahead of what it has yielded).
-_BLOCK_SIZE = 256
+# then reads a block ahead of what it has yielded): the first block has
+# `_FIRST_BLOCK_SIZE`, later ones about `_BLOCK_CHARACTERS` characters of text (at the
+# last block's mean length), so that a block's arrays stay in a core's L2 cache: 1024
+# snippets of ~115 characters tokenize ~10% faster a text than 256, while 1024
+# reviews of ~1,200 characters are slower than 128.
+_FIRST_BLOCK_SIZE = 256
+_MIN_BLOCK_SIZE, _MAX_BLOCK_SIZE = 16, 1024
+_BLOCK_CHARACTERS = 2**17
 
 
 def _map_fields(stream, keys, convert, convert_texts=None):
@@ -165,36 +171,44 @@ def _map_each(stream, keys, indices, convert):
 def _map_blocks(stream, indices, convert, convert_texts):
     """`_map_each` (with `indices`) a block of examples at a time; the same examples,
     errors and skips, in the same order."""
+    size = _FIRST_BLOCK_SIZE
     while True:
         block = []
         try:
-            for example in itertools.islice(stream, _BLOCK_SIZE):
+            for example in itertools.islice(stream, size):
                 block.append(example)
         except Exception:
             yield from _map_each(block, indices, indices, convert)  # those read before the error
             raise
-        yield from _map_block(block, indices, convert, convert_texts)
-        if len(block) < _BLOCK_SIZE:
+        converted, n_characters = _map_block(block, indices, convert, convert_texts)
+        yield from converted
+        if len(block) < size:
             return
+        if n_characters:
+            size = min(max(_BLOCK_CHARACTERS * len(block) // n_characters, _MIN_BLOCK_SIZE),
+                       _MAX_BLOCK_SIZE)
 
 
 def _map_block(block, indices, convert, convert_texts):
     """The converted examples of `block`: column by column when they are tuples of one
     width with text at `indices`; else one by one (which explains a bad field after
-    yielding the examples before it)."""
+    yielding the examples before it). Also the number of characters converted column
+    by column (0 one by one)."""
     if not block or len(set(map(type, block))) != 1 or type(block[0]) is not tuple:
-        return _map_each(block, indices, indices, convert)
+        return _map_each(block, indices, indices, convert), 0
     widths = set(map(len, block))
     width = widths.pop()
     if widths or width == 0:
-        return _map_each(block, indices, indices, convert)
+        return _map_each(block, indices, indices, convert), 0
     columns = list(zip(*block))
     chosen = [i for i in indices if i < width]
     if not all(set(map(type, columns[i])) <= {str, bytes} for i in chosen):
-        return _map_each(block, indices, indices, convert)
+        return _map_each(block, indices, indices, convert), 0
+    n_characters = 0
     for i in chosen:
+        n_characters += sum(map(len, columns[i]))
         columns[i] = convert_texts(columns[i])
-    return zip(*columns)
+    return zip(*columns), n_characters
 
 
 def _encoder(vocab, n_reserved_ids, where):

@@ -255,7 +255,8 @@ def test_subword_encode_batch_is_an_error_for_non_text(subword_path):
 def test_tokenize_in_blocks_gives_the_examples_one_by_one_would(subword_path, monkeypatch):
     # Tokenize reads blocks of examples ahead; streams of every kind must come out as
     # the example-by-example path makes them, blocks or not.
-    monkeypatch.setattr(tk, "_BLOCK_SIZE", 4)
+    for name in ("_FIRST_BLOCK_SIZE", "_MIN_BLOCK_SIZE", "_MAX_BLOCK_SIZE"):
+        monkeypatch.setattr(tk, name, 4)
     vocab = dict(vocab_file=subword_path)
     encoder = load_vocabulary("subword", subword_path)
     examples = ([(VERSES[i], i, VERSES[i + 1].encode()) for i in range(9)]
@@ -278,8 +279,30 @@ def test_tokenize_in_blocks_gives_the_examples_one_by_one_would(subword_path, mo
     assert [x[0].tolist() for x in shifted] == [[i + 3 for i in encoder.encode(e[0])] for e in examples[:6]]
 
 
+def test_tokenize_blocks_hold_about_a_budget_of_characters(subword_path, monkeypatch):
+    # After the first block, a block holds about _BLOCK_CHARACTERS of text at the last
+    # block's mean length, within the size bounds; how far Tokenize reads ahead shows it.
+    monkeypatch.setattr(tk, "_FIRST_BLOCK_SIZE", 4)
+    monkeypatch.setattr(tk, "_BLOCK_CHARACTERS", 40)
+    monkeypatch.setattr(tk, "_MIN_BLOCK_SIZE", 2)
+    monkeypatch.setattr(tk, "_MAX_BLOCK_SIZE", 6)
+    texts = ["abcde"] * 4 + ["abcdefghij"] * 8 + ["a" * 40] * 4 + ["ab"] * 12
+    pulled = []
+
+    def source():
+        for text in texts:
+            pulled.append(text)
+            yield (text.encode(),)
+
+    read_when_yielded = [len(pulled) for _ in tk.Tokenize(keys=[0], vocab_file=subword_path)(source())]
+    # Blocks: 4 (20 chars: next 40*4//20 = 8 -> 6), 6 (60: 4), 4 (100: 1 -> 2), 2 (80: 2),
+    # 2 (4: 20 -> 6), 6 (12: 6), then the last 4.
+    ends = [4, 10, 14, 16, 18, 24, 28]
+    assert read_when_yielded == [end for start, end in zip([0, *ends], ends) for _ in range(end - start)]
+
+
 def test_tokenize_in_blocks_yields_what_precedes_an_error_then_raises(subword_path, monkeypatch):
-    monkeypatch.setattr(tk, "_BLOCK_SIZE", 8)
+    monkeypatch.setattr(tk, "_FIRST_BLOCK_SIZE", 8)
     tokenize = tk.Tokenize(keys=[0], vocab_file=subword_path)
     bad_field = [("a",), ("b",), (5,), ("c",)]
     stream = tokenize(iter(bad_field))
