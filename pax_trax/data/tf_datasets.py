@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 
 import numpy as np
 
@@ -92,10 +93,12 @@ def _tf_general_stream(tfds, read):
     def stream(generator=None):
         del generator
         dataset = _tf_dataset(tfds, read)
+        tf = _lazy.tensorflow("pax_trax.data.TFDS")
         if _has_static_shapes(dataset.element_spec):
-            examples = _unbatched(tfds.as_numpy(dataset.batch(_TF_READ_BATCH)))
+            batches = tfds.as_numpy(dataset.batch(_TF_READ_BATCH))
+            examples = _unbatched(_explained_read_errors(tf, batches, read))
         else:
-            examples = tfds.as_numpy(dataset)
+            examples = _explained_read_errors(tf, tfds.as_numpy(dataset), read)
         for example in examples:
             yield _decode_text(example) if read.decode_text else example
 
@@ -208,7 +211,10 @@ def _scalar_dataset(tf, read, plan):
         files = files.shuffle(len(plan.paths), seed=read.seed, reshuffle_each_iteration=True)
 
     def records_of(path, skip, take):
-        return tf.data.TFRecordDataset(path, buffer_size=_TFRECORD_BUFFER).skip(skip).take(take)
+        records = tf.data.TFRecordDataset(path, buffer_size=_TFRECORD_BUFFER).skip(skip).take(take)
+        # (A file cut or emptied while a stream reads it is an error, not a short epoch:
+        # tf.data repeats an epoch that became empty forever, or ends the stream.)
+        return records.apply(tf.data.experimental.assert_cardinality(take))
 
     records = files.interleave(
         records_of, cycle_length=_INTERLEAVE_CYCLE, block_length=_INTERLEAVE_BLOCK,
@@ -248,11 +254,29 @@ def _scalar_stream(tfds, read, plan):
 
     def stream(generator=None):
         del generator
-        batches = tfds.as_numpy(_scalar_dataset(tf, read, plan))
+        batches = _explained_read_errors(tf, tfds.as_numpy(_scalar_dataset(tf, read, plan)), read)
         return _scalar_rows(batches, plan.names if plan.as_dicts else None,
                             plan.text if read.decode_text else None)
 
     return stream
+
+
+def _explained_read_errors(tf, elements, read):
+    """`elements`, with tf.data's errors for files that changed while being read (cut:
+    DataLossError; fewer records than the split has: FailedPreconditionError, as
+    tfds.load's) raised again with what was read and why it may have failed."""
+    try:
+        yield from elements
+    except (tf.errors.DataLossError, tf.errors.FailedPreconditionError) as error:
+        # (TF's message without the function node it names and the op.)
+        message = re.sub(r"\{\{function_node .*?\}\}\s*|\s*\[Op:\w+\].*$", "", error.message,
+                         flags=re.S).strip().rstrip(".")
+        raise type(error)(
+            error.node_def, error.op,
+            f"pax_trax.data.TFDS: reading the {read.split!r} split of {read.dataset_name!r} "
+            f"(data_dir {read.data_dir!r}) failed: {message}. Its files hold fewer "
+            "or other records than the dataset's info says: were they changed, cut or emptied "
+            "while the stream read them?") from error
 
 
 def _scalar_rows(batches, names=None, text=None):

@@ -816,6 +816,61 @@ def test_tf_fast_path_caches_as_tfds_load_does(dirs, tmp_path, shuffle):
     assert (second != first) == shuffle
 
 
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("cut", [0, 16])
+def test_tf_files_cut_under_an_uncached_stream_are_an_error_not_a_hang(dirs, tmp_path,
+                                                                      monkeypatch, path,
+                                                                      shuffle, cut):
+    # Files emptied (0) or cut inside a record (16) after one epoch of a repeating stream
+    # that does not cache: tf.data repeated the empty epoch forever (shuffled) or ended
+    # the stream (unshuffled); now both paths raise, naming the split and what changed.
+    # (The reading runs in a thread so that a hang fails the test instead of the suite.)
+    import shutil
+    import threading
+
+    from pax_trax.data import _tfds_select, tf_datasets
+
+    tfds = _lazy.tensorflow_datasets("tests")
+    tf = _lazy.tensorflow("tests")
+    monkeypatch.setattr(_tfds_select, "_AUTOCACHE_BYTES", 1)  # (the fast path's cache)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "_should_cache_ds",
+                        lambda self, *args, **kwargs: False)  # (tfds.load's)
+    data_dir = tmp_path / "copy"
+    shutil.copytree(dirs["tfrecord"], data_dir)
+    read = _tf_read(NAME, str(data_dir), "train", shuffle=shuffle, keys=("id", "text"),
+                    repeat=True)
+    assert tf_datasets._scalar_plan(tfds, read) is not None  # (TFDS's choice: the fast path)
+    make = tf_datasets._tf_stream if path == "fast" else tf_datasets._tf_general_stream
+    stream = make(tfds, read)()
+    first = [next(stream) for _ in range(N_TRAIN)]
+    assert len(set(first)) == N_TRAIN
+    for file_path in data_dir.rglob("*.tfrecord*"):
+        with open(file_path, "r+b") as file:
+            file.truncate(cut)
+    outcome = []
+
+    def read_on():
+        try:
+            for _ in range(3 * N_TRAIN):
+                next(stream)
+            outcome.append("read on")
+        except BaseException as error:  # (StopIteration included: the stream must not end)
+            outcome.append(error)
+
+    reader = threading.Thread(target=read_on, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert outcome, "reading on after the files were cut hung"
+    (error,) = outcome
+    assert isinstance(error, tf.errors.DataLossError if cut else tf.errors.FailedPreconditionError)
+    assert "pax_trax.data.TFDS: reading the 'train' split of 'movie_review_snippets'" in str(error)
+    assert "were they changed, cut or emptied while the stream read them?" in str(error)
+    assert "function_node" not in str(error)
+    if not cut:
+        assert f"expected to contain {N_TRAIN} elements but contained only 0" in str(error)
+
+
 def test_tf_fast_path_does_not_cache_large_or_shuffled_multi_file_splits(dirs, monkeypatch):
     from pax_trax.data import _tfds_select, tf_datasets
 
