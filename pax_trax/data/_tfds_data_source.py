@@ -304,7 +304,23 @@ class _ArrayRecordShards:
     def _read(self, keys):
         shard_of = np.searchsorted(self._ends, keys, side="right")
         positions = keys - self._starts[shard_of] + self._skips[shard_of]
-        return self._read_shards(shard_of, positions)
+        try:
+            records = self._read_shards(shard_of, positions)
+        except RuntimeError as error:  # (array_record: "Corrupted Riegeli/records file", ...)
+            raise self._changed_file_error(shard_of, positions, 0, f"failed: {error}") from error
+        # (array_record reads an empty record where its file ends early; a TFDS example
+        # is never empty: it names its features.)
+        if b"" in records:
+            raise self._changed_file_error(shard_of, positions, records.index(b""),
+                                           "is empty: its file ends before it")
+        return records
+
+    def _changed_file_error(self, shard_of, positions, i, what):
+        return OSError(
+            f"{_TFDS}: reading record {int(positions[i])} of "
+            f"{os.fspath(self._instructions[int(shard_of[i])].filename)} {what}. The file holds "
+            "fewer or other records than the dataset's info says: was it changed, cut or "
+            "emptied while the stream read it?")
 
     def _read_shards(self, shard_of, positions):
         if len(self._instructions) == 1:

@@ -601,10 +601,27 @@ def test_data_source_keeps_small_datasets_in_memory(dirs, tmp_path, monkeypatch,
     if kept:
         second = [next(stream) for _ in range(N_TRAIN)]
         assert sorted(second) == sorted(first) and second != first  # (a new permutation)
-    else:
-        with pytest.raises(TypeError):  # (array_record reads None from a cut file)
+    else:  # (array_record reads empty records from a cut file: explained)
+        with pytest.raises(OSError, match=r"TFDS: reading record \d+ of .*train\.array_record.* is "
+                                          r"empty: .* was it changed, cut or emptied while"):
             for _ in range(N_TRAIN):
                 next(stream)
+
+
+@pytest.mark.parametrize("cut", [0, 1000])
+def test_data_source_files_cut_before_reading_are_an_explained_error(dirs, tmp_path, cut):
+    import shutil
+
+    data_dir = tmp_path / "copy"
+    shutil.copytree(dirs["array_record"], data_dir)
+    stream = TFDS(NAME, data_dir=str(data_dir), keys=("id", "text"), download=False,
+                  backend="data_source")()
+    for path in data_dir.rglob("*train.array_record*"):
+        with open(path, "r+b") as file:
+            file.truncate(cut)
+    with pytest.raises(OSError, match=r"TFDS: reading record \d+ of .*train\.array_record.* "
+                                      r"failed: ArrayRecord file should be at least 64KB big\. .* was it changed, cut"):
+        next(stream)
 
 
 # --- the 'tf' backend's batched reading
