@@ -20,6 +20,7 @@ import importlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -880,12 +881,15 @@ def test_tf_files_cut_under_an_uncached_stream_are_an_error_not_a_hang(dirs, tmp
     reader.join(timeout=60)
     assert outcome, "reading on after the files were cut hung"
     (error,) = outcome
-    assert isinstance(error, tf.errors.DataLossError if cut else tf.errors.FailedPreconditionError)
+    # (tf.data's threads may have read part of the next epoch before the cut: then the
+    # file ends early whatever was cut, and the count is the error.)
+    assert isinstance(error, (tf.errors.DataLossError, tf.errors.FailedPreconditionError) if cut
+                      else tf.errors.FailedPreconditionError), repr(error)
     assert "pax_trax.data.TFDS: reading the 'train' split of 'movie_review_snippets'" in str(error)
     assert "were they changed, cut or emptied while the stream read them?" in str(error)
     assert "function_node" not in str(error)
-    if not cut:
-        assert f"expected to contain {N_TRAIN} elements but contained only 0" in str(error)
+    if isinstance(error, tf.errors.FailedPreconditionError):
+        assert re.search(rf"expected to contain {N_TRAIN} elements but contained only \d+ ", str(error))
 
 
 def test_tf_fast_path_does_not_cache_large_or_shuffled_multi_file_splits(dirs, monkeypatch):
