@@ -47,3 +47,37 @@ def test_tfds_names_are_exported_from_data_and_data_tfds():
     for name in tf_datasets.__all__:
         assert getattr(tfds, name) is getattr(tf_datasets, name), name
     assert tfds.download_and_prepare is tfds_prepare.download_and_prepare
+
+
+# Every name that seed 000 lists under trax.data.tf_inputs, but the two registries of
+# libraries that cannot be installed with current TensorFlow (tensor2tensor, t5).
+TRAX_DATA_TF_INPUTS = """
+no_preprocess data_streams dataset_to_stream TFDS tokenize Tokenize detokenize ConvertToUnicode
+vocab_size cifar10_no_augmentation_preprocess cifar10_augmentation_preprocess
+cifar10_augmentation_flatten_preprocess downsampled_imagenet_flatten_bare_preprocess
+concat_preprocess squeeze_targets_preprocess lm1b_preprocess wmt_preprocess wmt_concat_preprocess
+lm_token_preprocessing bair_robot_pushing_hparams bair_robot_pushing_preprocess
+sentencepiece_tokenize SentencePieceTokenize c4_preprocess c4_bare_preprocess_fn
+filter_dataset_on_len truncate_dataset_on_len pad_dataset_to_length add_eos_to_output_features
+generic_text_dataset_preprocess_fn download_and_prepare BertSingleSentenceInputs
+BertDoubleSentenceInputs CreateBertInputs mask_random_tokens BertNextSentencePredictionInputs
+CorpusToRandomChunks BertGlueTrainStream BertGlueEvalStream T5GlueTrainStream
+T5GlueTrainStreamsParallel T5GlueEvalStream T5GlueEvalStreamsParallel T5GlueEvalTasks
+compute_single_result compute_result single_op_to_python_command compute_program compute_nums
+compute_ops process_single_mathqa_example convert_float_to_mathqa convert_to_subtract
+CreateMathQAInputs CreateAquaInputs CreateDropInputs CreateAnnotatedDropInputs
+""".split()
+NOT_PROVIDED = {"t2t_problems", "get_t5_preprocessor_by_name"}
+
+
+def test_every_trax_data_tf_inputs_name_is_exported_but_two_documented_ones():
+    for name in TRAX_DATA_TF_INPUTS:
+        assert callable(getattr(pax_trax.data, name, None)), name
+        assert name in pax_trax.data.__all__, name
+    for name in NOT_PROVIDED:
+        assert not hasattr(pax_trax.data, name), name
+        assert name in pax_trax.data.__doc__, f"{name}: say in pax_trax.data's docstring why not"
+    for module in ("tf_preprocessing", "bert_inputs", "glue", "c4", "mathqa"):
+        module = getattr(pax_trax.data, module)
+        for name in module.__all__:
+            assert getattr(pax_trax.data, name) is getattr(module, name), name
