@@ -19,8 +19,10 @@ not needed. Their text helpers:
 
 >>> _sentences("It rains. Really?! Yes")
 ['It rains.', 'Really?!', 'Yes']
->>> list(_neighboring_pairs(["A b. C d. E f.\\n\\nG h. I j.", "K."]))
+>>> _text_pairs("A b. C d. E f.\\n\\nG h. I j.")
 [('A b.', 'C d.'), ('C d.', 'E f.'), ('G h.', 'I j.')]
+>>> _text_pairs("K.")  # one sentence, no pair
+[]
 >>> [len(chunk.split()) for chunk in _random_chunks(" ".join(["w"] * 50), 16, np.random.default_rng(0))]
 [16, 16, 16, 2]
 >>> _random_chunks(" \\n ", 16, np.random.default_rng(0))  # no words, no chunks
@@ -222,10 +224,10 @@ def mask_random_tokens(
 
     Yields:
       Each row with its token ids masked, followed by two arrays: the original
-      token ids (a copy: the MLM labels) and the token weights (float32;
-      ``1 / round(masking_prob * n)`` at the selected positions, 0 elsewhere,
-      so they sum to 1). E.g. ``(masked_ids, segment_ids, nsp_label,
-      nsp_weight, original_ids, weights)``. The input arrays are not modified
+      token ids (a copy: the MLM labels) and the token weights (float32,
+      Trax's were float64; ``1 / round(masking_prob * n)`` at the selected
+      positions, 0 elsewhere, so they sum to 1). E.g. ``(masked_ids,
+      segment_ids, nsp_label, nsp_weight, original_ids, weights)``. The input arrays are not modified
       (Trax masked them in place).
 
     >>> ids = np.array([101, 1000, 1001, 1002, 1003, 102])
@@ -246,7 +248,8 @@ def mask_random_tokens(
                          f"vocab_start_id={vocab_start_id}, explicit_vocab_size={explicit_vocab_size}.")
     if isinstance(masking_prob, bool) or not isinstance(masking_prob, numbers.Real) or not 0 <= masking_prob <= 1:
         raise ValueError(f"{_PREFIX}{where}: expected masking_prob in [0, 1], got {masking_prob!r}.")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(None if rng is None else _check_int(where, "rng (a seed)", rng, 0))
     return _masked_stream(batch, explicit_vocab_size, float(masking_prob), cls_id, sep_id, mask_id,
                           vocab_start_id, rng)
 
@@ -288,13 +291,35 @@ def _sentences(line):
     return [s for s in (piece.strip() for piece in _SENTENCE_END.split(line)) if s]
 
 
-def _neighboring_pairs(texts):
-    """``(sentence, next sentence)`` within each non-empty line of each of `texts` (T5's
+def _text_pairs(text):
+    """``(sentence, next sentence)`` within each non-empty line of `text` (T5's
     ``neighboring_pairs`` with ``reuse_sentences=True``): A B C -> (A, B), (B, C)."""
+    pairs = []
+    for line in text.split("\n"):
+        sentences = _sentences(line)
+        pairs += zip(sentences[:-1], sentences[1:])
+    return pairs
+
+
+def _each_output(texts, outputs_of, max_idle, where, what):
+    """``outputs_of(text)`` (a list) for each of `texts`, yielded in turn.
+
+    `max_idle` (None: no limit) bounds the texts in a row that may give no
+    output: a repeating stream of texts none of which gives any would loop
+    forever without yielding, so that is an error instead.
+    """
+    idle = 0
     for text in texts:
-        for line in text.split("\n"):
-            sentences = _sentences(line)
-            yield from zip(sentences[:-1], sentences[1:])
+        outputs = outputs_of(text)
+        if outputs:
+            idle = 0
+            yield from outputs
+            continue
+        idle += 1
+        if max_idle is not None and idle >= max_idle:
+            raise ValueError(f"{_PREFIX}{where}: the dataset gave no {what} in {idle} texts in a row, "
+                             f"a whole pass over it at least: none of its texts has any, so the "
+                             f"repeating stream would never yield one.")
 
 
 def _nsp_examples(pairs, rng):
@@ -331,8 +356,11 @@ def _random_chunks(text, num_tokens, rng, min_words=16, max_words_total=8192):
 
 
 def _text_stream(where, dataset_name, data_dir, text_key, train, seed, download, repeat):
-    """`pax_trax.data.TFDS` of `text_key` as ``str``; its errors name `where` too."""
+    """``(texts, max_idle)``: the stream function of `pax_trax.data.TFDS` of `text_key` as
+    ``str`` (its errors name `where` too), and, if it repeats, twice the size of the
+    dataset's largest split (more texts in a row than that include a whole pass)."""
     from pax_trax.data.tfds import TFDS  # (TFDS's modules import TensorFlow lazily)
+    from pax_trax.data.tfds_prepare import _prepared_builder
 
     if not isinstance(text_key, str):
         raise TypeError(f"{_PREFIX}{where}: expected text_key to be a feature name (str), got {text_key!r}.")
@@ -355,7 +383,11 @@ def _text_stream(where, dataset_name, data_dir, text_key, train, seed, download,
                                 f"{dataset_name!r} to be text, got {describe(text)}.")
             yield text
 
-    return texts
+    max_idle = None
+    if repeat:  # (TFDS found the dataset prepared: this reads its info again, no data)
+        builder, _ = _prepared_builder(dataset_name, data_dir, False, _PREFIX + where)
+        max_idle = 2 * max(split.num_examples for split in builder.info.splits.values())
+    return texts, max_idle
 
 
 def _check_seed(where, seed):
@@ -396,7 +428,8 @@ def BertNextSentencePredictionInputs(  # noqa: N802 (Trax name)
       download: pax_trax addition, passed to `pax_trax.data.TFDS` (use False
         for a dataset prepared in `data_dir`).
       repeat: pax_trax addition: True (Trax) repeats the data forever; False
-        gives one pass.
+        gives one pass. A repeating stream over texts none of which has two
+        sentences in a line raises ValueError (it would never yield a pair).
 
     Returns:
       A stream function: ``f(generator=None)`` returns an iterator of
@@ -411,15 +444,15 @@ def BertNextSentencePredictionInputs(  # noqa: N802 (Trax name)
     where = "BertNextSentencePredictionInputs"
     shuffle_size = _check_int(where, "shuffle_size", shuffle_size, 1)
     seed = _check_seed(where, seed)
-    texts = _text_stream(where, dataset_name, data_dir, text_key, train, seed, download, repeat)
+    texts, max_idle = _text_stream(where, dataset_name, data_dir, text_key, train, seed, download, repeat)
 
     def nsp_stream(generator=None):
         del generator  # a source: its argument is ignored, as in Trax
         from pax_trax.data.combinators import _shuffle
 
         shuffle_rng, coin_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-        pairs = _shuffle(_neighboring_pairs(texts()), shuffle_size, shuffle_rng)
-        return _nsp_examples(pairs, coin_rng)
+        pairs = _each_output(texts(), _text_pairs, max_idle, where, "pair of neighboring sentences")
+        return _nsp_examples(_shuffle(pairs, shuffle_size, shuffle_rng), coin_rng)
 
     return nsp_stream
 
@@ -439,10 +472,11 @@ def CorpusToRandomChunks(  # noqa: N802 (Trax name)
     """A stream of the texts of `dataset_name` cut into chunks of at most `num_tokens` words.
 
     Each text is split on whitespace and cut into consecutive chunks of one
-    length drawn for that text, log-uniformly between 16 (or `num_tokens` if
-    smaller) and `num_tokens` words; the last chunk may be shorter. A text of
-    more than 8,192 words keeps only one of its 8,192-word blocks, chosen at
-    random. As T5's ``random_split_text`` with ``max_words_per_segment=num_tokens``
+    length drawn for that text, log-uniformly between 16 and `num_tokens`
+    words (exactly `num_tokens` if that is less than 16: T5 then drew lengths
+    between `num_tokens` and 16, above the maximum); the last chunk may be
+    shorter. A text of more than 8,192 words keeps only one of its 8,192-word
+    blocks, chosen at random. As T5's ``random_split_text`` with ``max_words_per_segment=num_tokens``
     (which Trax used; ``t5`` is not needed here).
 
     Args:
@@ -455,7 +489,8 @@ def CorpusToRandomChunks(  # noqa: N802 (Trax name)
         shuffle and the lengths); None: fresh entropy.
       download: pax_trax addition, passed to `pax_trax.data.TFDS`.
       repeat: pax_trax addition: True (Trax) repeats the data forever; False
-        gives one pass.
+        gives one pass. A repeating stream over texts none of which has a
+        word raises ValueError (it would never yield a chunk).
       decode_text: pax_trax addition: False gives chunks as UTF-8 ``bytes``
         (as Trax, from TFDS); True as ``str``.
 
@@ -471,14 +506,14 @@ def CorpusToRandomChunks(  # noqa: N802 (Trax name)
     where = "CorpusToRandomChunks"
     num_tokens = _check_int(where, "num_tokens", num_tokens, 1)
     seed = _check_seed(where, seed)
-    texts = _text_stream(where, dataset_name, data_dir, text_key, train, seed, download, repeat)
+    texts, max_idle = _text_stream(where, dataset_name, data_dir, text_key, train, seed, download, repeat)
 
     def chunk_stream(generator=None):
         del generator  # a source: its argument is ignored, as in Trax
         # (an offset seed: the lengths do not replay the TFDS shuffle's draws)
         rng = np.random.default_rng(None if seed is None else [seed, 1])
-        for text in texts():
-            for chunk in _random_chunks(text, num_tokens, rng):
-                yield (chunk,) if decode_text else (chunk.encode("utf-8"),)
+        for chunk in _each_output(texts(), lambda text: _random_chunks(text, num_tokens, rng), max_idle,
+                                  where, "words"):
+            yield (chunk,) if decode_text else (chunk.encode("utf-8"),)
 
     return chunk_stream

@@ -29,6 +29,7 @@ looks up functions in T5's own registry of preprocessors.
 
 from __future__ import annotations
 
+import numbers
 import sys
 
 from pax_trax.data import _lazy
@@ -122,8 +123,9 @@ def c4_preprocess(dataset, training, max_target_length=-1, tokenization=None, sp
     if tokenization not in (None, "spc"):
         raise ValueError(f"pax_trax.data.{where}: expected tokenization None (characters) or 'spc' "
                          f"(SentencePiece), got {tokenization!r}.")
-    if isinstance(max_target_length, bool) or not isinstance(max_target_length, int):
+    if isinstance(max_target_length, bool) or not isinstance(max_target_length, numbers.Integral):
         raise TypeError(f"pax_trax.data.{where}: expected an int max_target_length, got {max_target_length!r}.")
+    max_target_length = int(max_target_length)
 
     if tokenization == "spc":
         tokenize = _spm_tokenizer(tf, spm_path, where)
@@ -155,10 +157,10 @@ def _check_len_map(sequence_length, where):
         if key not in _TOKENIZED_KEYS:
             raise ValueError(f"pax_trax.data.{where}: expected sequence_length keys among "
                              f"{list(_TOKENIZED_KEYS)}, got {key!r}.")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
             raise ValueError(f"pax_trax.data.{where}: expected sequence_length[{key!r}] to be a positive "
                              f"int, got {length!r}.")
-    return dict(sequence_length)
+    return {key: int(length) for key, length in sequence_length.items()}
 
 
 def _tokenize_features(tf, dataset, tokenizer, copy_pretokenized):
@@ -325,7 +327,7 @@ def generic_text_dataset_preprocess_fn(
     _check_dataset(tf, dataset, where)
     text_preprocess_fns = _check_fns(text_preprocess_fns, where, "text_preprocess_fns")
     token_preprocess_fns = _check_fns(token_preprocess_fns, where, "token_preprocess_fns")
-    if isinstance(debug_print_examples_rate, bool) or not isinstance(debug_print_examples_rate, (int, float)) \
+    if isinstance(debug_print_examples_rate, bool) or not isinstance(debug_print_examples_rate, numbers.Real) \
             or not 0 <= debug_print_examples_rate <= 1:
         raise ValueError(f"pax_trax.data.{where}: expected debug_print_examples_rate in [0, 1], "
                          f"got {debug_print_examples_rate!r}.")

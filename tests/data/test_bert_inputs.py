@@ -104,6 +104,7 @@ def test_create_bert_inputs_dispatches(pairs):
     double = CreateBertInputs()  # Trax's defaults: pairs, labeled, 101 / 102
     got = list(double(iter(pairs[:50])))
     want = list(BertDoubleSentenceInputs(iter(pairs[:50])))
+    assert len(got) == len(want) == 50 and got[0][1][-1] == 1  # (a second segment: two sentences)
     assert all(len(g) == 5 and g[0].tolist() == w[0].tolist() and g[1].tolist() == w[1].tolist()
                for g, w in zip(got, want))
     unlabeled = CreateBertInputs(labeled=False)(iter([(a, b) for a, b, _ in pairs[:3]]))
@@ -258,6 +259,12 @@ def test_mask_random_tokens_errors():
             mask_random_tokens(iter([row]), **kwargs)
     with pytest.raises(TypeError, match=r"mask_random_tokens: expected an int mask_id, got 1.5"):
         mask_random_tokens(iter([row]), mask_id=1.5)
+    with pytest.raises(TypeError, match=r"pax_trax.data.mask_random_tokens: expected an int rng \(a seed\), "
+                                        r"got 'seed'"):
+        mask_random_tokens(iter([row]), rng="seed")
+    with pytest.raises(ValueError, match=r"pax_trax.data.mask_random_tokens: expected rng \(a seed\) >= 0, "
+                                         r"got -1"):
+        mask_random_tokens(iter([row]), rng=-1)
     with pytest.raises(ValueError, match=r"mask_random_tokens: expected rows to be tuples whose first "
                                          r"element is the token ids, e.g. \(token_ids,\), got ndarray"):
         next(mask_random_tokens(iter([row[0]])))
@@ -520,6 +527,45 @@ def test_corpus_to_random_chunks_errors(corpus):
     with pytest.raises(KeyError, match=r"CorpusToRandomChunks: cannot read text 'txt' of dataset "
                                        r"'snippet_documents'.*not a feature"):
         chunks(corpus, text_key="txt")
+
+
+@pytest.fixture(scope="module")
+def barren_corpus(tmp_path_factory):
+    """Datasets whose texts give few or no pairs / chunks: 'blank' (no words at all),
+    'single' (one sentence per line: no pairs) and 'sparse' (one text of 30 has a pair)."""
+    _lazy.tensorflow("tests")
+    tfds = _lazy.tensorflow_datasets("tests")
+    data_dir = str(tmp_path_factory.mktemp("barren_tfds"))
+    singles = [f"Sentence number {k} is alone." for k in range(29)]
+    for name, texts in (("barren_blank", ["", " ", "\n\n", " \t "]),
+                        ("barren_single", singles[:10] + ["First line.\nSecond line!"]),
+                        ("barren_sparse", singles + ["The only pair. Is here."])):
+        text_builder(tfds, name, {"train": texts})(data_dir=data_dir).download_and_prepare()
+    return data_dir
+
+
+def test_repeating_streams_over_barren_texts_raise_instead_of_hanging(barren_corpus, within):
+    kwargs = dict(data_dir=barren_corpus, download=False, seed=0)
+    for name in ("barren_blank", "barren_single"):
+        stream = BertNextSentencePredictionInputs(name, shuffle_size=10, **kwargs)()
+        with pytest.raises(ValueError, match=r"pax_trax\.data\.BertNextSentencePredictionInputs: the dataset "
+                                             r"gave no pair of neighboring sentences in \d+ texts in a row"):
+            within(60, lambda s=stream: next(s))
+        # One pass is simply empty.
+        assert within(60, lambda n=name: list(BertNextSentencePredictionInputs(n, repeat=False, **kwargs)())) == []
+    stream = CorpusToRandomChunks("barren_blank", **kwargs)()
+    with pytest.raises(ValueError, match=r"pax_trax\.data\.CorpusToRandomChunks: the dataset gave no words"):
+        within(60, lambda: next(stream))
+    assert within(60, lambda: list(CorpusToRandomChunks("barren_blank", repeat=False, **kwargs)())) == []
+    # Texts that give something, however rarely, are read on (no false alarm): the sparse
+    # dataset gives one pair per pass, whatever the shuffle puts between two of them.
+    single_chunks = CorpusToRandomChunks("barren_single", decode_text=True, **kwargs)()
+    assert within(60, lambda: [next(single_chunks) for _ in range(30)])[0][0].startswith(("Sentence", "First"))
+    for seed in range(4):
+        stream = BertNextSentencePredictionInputs("barren_sparse", data_dir=barren_corpus, download=False,
+                                                  shuffle_size=1, seed=seed)()
+        out = within(60, lambda s=stream: [next(s) for _ in range(10)])
+        assert {(a, b) for a, b, _ in out} == {("The only pair.", "Is here.")}  # (exchanged: the same)
 
 
 def test_import_does_not_load_tensorflow():

@@ -55,6 +55,9 @@ def test_c4_preprocess_characters_and_length_filter(tf, texts):
             .as_numpy_iterator()]
     assert kept == [i for i, t in enumerate(texts) if len(t) <= limit]
     assert 0 < len(kept) < len(texts)
+    kept_np = [f["id"] for f, _ in c4.c4_preprocess(_pairs(tf, texts), False, max_target_length=np.int64(limit))
+               .as_numpy_iterator()]
+    assert kept_np == kept  # a NumPy int length is an int too
 
 
 def test_c4_preprocess_sentencepiece(tf, texts, spm):
@@ -72,6 +75,7 @@ def test_c4_bare_preprocess_fn_targets_are_text_tokens_with_eos(tf, texts, spm):
     path, processor = spm
     ds = tf.data.Dataset.from_tensor_slices({"text": texts, "url": ["u"] * len(texts)})
     out = list(c4.c4_bare_preprocess_fn(ds, spm_path=path).as_numpy_iterator())
+    assert len(out) == len(texts)
     for example, text in zip(out, texts):
         assert sorted(example) == ["inputs", "inputs_pretokenized", "targets", "targets_pretokenized"]
         assert example["targets"].tolist() == processor.encode(text) + [1]
@@ -86,10 +90,12 @@ def test_c4_bare_preprocess_fn_truncates_and_pads(tf, texts, spm):
     path, processor = spm
     ds = tf.data.Dataset.from_tensor_slices({"text": texts})
     length = 20
-    for training in (True, False):  # truncation and padding apply to eval data too
-        out = list(c4.c4_bare_preprocess_fn(ds, training, spm_path=path,
-                                            sequence_length={"inputs": 4, "targets": length})
+    # Truncation and padding apply to eval data too; NumPy ints are lengths as well.
+    for training, lengths in ((True, {"inputs": 4, "targets": length}),
+                              (False, {"inputs": np.int32(4), "targets": np.int64(length)})):
+        out = list(c4.c4_bare_preprocess_fn(ds, training, spm_path=path, sequence_length=lengths)
                    .as_numpy_iterator())
+        assert len(out) == len(texts)
         for example, text in zip(out, texts):
             full = processor.encode(text) + [1]
             want = full[:length] + [0] * (length - len(full))
@@ -160,7 +166,7 @@ def test_generic_text_dataset_preprocess_fn_debug_prints(tf, texts, spm, capfd):
         assert len(out) == 4
         return capfd.readouterr().err
 
-    everything = printed(1.0)
+    everything = printed(np.float32(1.0))  # (a NumPy float rate is a rate too)
     # Before tokenization the texts are printed, after it the shapes and tokens.
     assert all(t[:20] in everything for t in texts[:8])
     assert len(re.findall(r"inputs_shape", everything)) == 4

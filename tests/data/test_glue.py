@@ -145,6 +145,25 @@ def test_t5_eval_stream_is_t5s_text_to_text_format(config, glue, spm, within):
     assert sorted(_epoch(stream, len(examples))) == sorted(expected)
 
 
+def test_glue_tables_match_tfds_glue_configs():
+    # Every benchmark's text features (in order) and label names, against TFDS's own
+    # glue builder (what T5 takes its targets from), the nine the tables have too.
+    _lazy.tensorflow_datasets("tests")
+    import tensorflow_datasets.text.glue as tfds_glue  # noqa: PLC0415
+
+    configs = tfds_glue.Glue.builder_configs
+    assert sorted(G.GLUE_KEYS) == sorted(G.GLUE_LABELS) == sorted(
+        ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"])
+    for benchmark in G.GLUE_KEYS:
+        assert G.GLUE_KEYS[benchmark] == tuple(configs[benchmark].text_features), benchmark
+        labels = configs[benchmark].label_classes
+        assert G.GLUE_LABELS[benchmark] == (None if labels is None else tuple(labels)), benchmark
+    # wnli by hand (not among the datasets written here): label 1 is 'entailment'.
+    example = {"sentence1": "It rained.", "sentence2": "The rain fell.", "label": 1, "idx": 0}
+    assert G._t5_glue_texts(example, "wnli") == ("wnli sentence1: It rained. sentence2: The rain fell.",
+                                                 "entailment")
+
+
 def test_stsb_targets_are_similarities_rounded_to_a_fifth():
     # By hand: 3.33 * 5 = 16.65 -> 17 -> 3.4; 2.5 * 5 = 12.5 -> 12 (half to even) -> 2.4.
     assert G._stsb_target(3.33) == "3.4"
