@@ -63,9 +63,16 @@ def _check_float_range(count, bound):
 
 
 def _permutation(a, b):
-    n, m = int(min(a, b)), int(max(a, b))
-    _check_float_range(n, 170)
-    return float(math.perm(m, n))
+    # Trax: factorial(int(m)) / factorial(int(m - n)), m and n the larger and smaller argument
+    # (int(m) - int(m - n) factors, not int(n): 5.5 and 2.7 give 5! / 2! = 60).
+    n, m = min(a, b), max(a, b)
+    top, bottom = int(m), int(m - n)
+    if top < 0 or bottom < 0:
+        raise ValueError("factorial() not defined for negative values")
+    _check_float_range(abs(top - bottom), 170)
+    if bottom <= top:
+        return float(math.perm(top, top - bottom))
+    return 1 / math.perm(bottom, bottom - top)  # a negative n: m! / (m - n)! < 1
 
 
 def _choose(n, k):
@@ -107,13 +114,14 @@ _OPS = {
     "lcm": (2, lambda a, b: math.lcm(int(a), int(b)), "math.lcm(int({0}), int({1}))"),
     "log": (1, lambda a: math.log(max(1e-5, a), 2), "math.log(max(1e-5, {0}), 2)"),
     "loss_percent": (1, lambda a: 100 - a, "100 - {0}"),
-    "max": (2, max, "max({0}, {1})"),
+    "max": (2, max, "max({0},{1})"),  # (Trax's spacing)
     "multiply": (2, lambda a, b: a * b, "{0} * {1}"),
     "negate_percent": (1, lambda a: 100 - a, "100 - {0}"),
     "negate": (1, lambda a: -a, "-{0}"),
     "original_price_before_loss": (2, lambda a, b: b * 100 / (100 + 1e-5 - a), "{1} * 100 / (100 + 1e-5 - {0})"),
     "original_price_before_gain": (2, lambda a, b: b * 100 / (100 + a), "{1} * 100 / (100 + {0})"),
-    "permutation": (2, _permutation, "float(math.perm(int(max({0}, {1})), int(min({0}, {1}))))"),
+    "permutation": (2, _permutation,
+                    "float(math.perm(int(max({0}, {1})), int(max({0}, {1})) - int(max({0}, {1}) - min({0}, {1}))))"),
     "power": (2, lambda a, b: a ** min(b, 5), "{0}**min({1}, 5)"),
     "percent": (2, lambda a, b: a / 100 * b, "{0} / 100 * {1}"),
     "price_after_gain": (2, lambda a, b: (1 + a / 100) * b, "(1 + {0} / 100) * {1}"),
@@ -127,7 +135,7 @@ _OPS = {
     "sine": (1, math.sin, "math.sin({0})"),
     "sqrt": (1, lambda a: math.sqrt(max(0, a)), "math.sqrt(max(0, {0}))"),
     "subtract": (2, lambda a, b: a - b, "{0} - {1}"),
-    "square_edge_by_perimeter": (1, lambda a: a / 4, "{0} / 4"),
+    "square_edge_by_perimeter": (1, lambda a: a / 4, "{0} / 4."),
     "square_edge_by_area": (1, math.sqrt, "math.sqrt({0})"),
     "square_area": (1, lambda a: a**2, "{0}**2"),
     "surface_cube": (1, lambda a: 6 * a**2, "6 * {0}**2"),
@@ -179,6 +187,8 @@ def compute_single_result(op_name, num_args):
     ``divide``, ``circle_area``, ``triangle_area_three_edges``, ...), with
     its conventions: ``divide`` and ``inverse`` give 0 for a zero divisor,
     ``power`` caps the exponent at 5, ``factorial`` its argument at 15.
+    ``choose`` truncates its arguments to ints (Trax's ``scipy.special.comb``
+    interpolated real ones: ``choose(5.5, 2)`` is 10 here, 12.375 there).
 
     Args:
       op_name: the operation's name.
@@ -301,7 +311,7 @@ def single_op_to_python_command(op_name, num_args):
     """The Python expression of one MathQA operation on argument names or values.
 
     Like `compute_single_result`, ``divide`` and ``inverse`` by a literal
-    zero give ``'0'``.
+    zero give ``'0'`` (Trax wrote ``'x / 0.0'``, which fails when run).
 
     >>> single_op_to_python_command('circle_area', ['n0'])
     'math.pi * n0**2'
@@ -369,7 +379,8 @@ def compute_ops(linear_formula):
 _MATHQA_KEYS = ("Problem", "options", "correct", "linear_formula")
 
 
-def _check_example(example, keys, who, where="the example"):
+def _check_example(example, keys, who, where="the example", text_keys=()):
+    """`example` is a dict with `keys`, those of `text_keys` holding strings."""
     if not isinstance(example, dict):
         raise TypeError(f"{who}: {where} must be a dict with keys {list(keys)}, got "
                         f"{type(example).__name__}.")
@@ -377,6 +388,10 @@ def _check_example(example, keys, who, where="the example"):
     if missing:
         raise ValueError(f"{who}: {where} has no {missing} (expected keys {list(keys)}, got "
                          f"{sorted(example)}).")
+    for key in text_keys:
+        if not isinstance(example[key], str):
+            raise TypeError(f"{who}: {where} has {key!r} {example[key]!r} "
+                            f"({type(example[key]).__name__}); expected a string.")
 
 
 def _option_answer(options, correct):
@@ -449,7 +464,9 @@ def convert_float_to_mathqa(number):
 
     Goes by value (Trax gave ``'const_40_'`` for the string ``'40'`` and
     ``'const_3_0'`` for ``'3.0'``); negative numbers are ``'const_-2_5'``
-    (-2.5). A string keeps its written digits (``'0.10'`` is ``'const_0_1'``).
+    (-2.5). A string is read exactly, without rounding through a float, and
+    trailing zeros are dropped (``'0.10'`` is ``'const_0_1'``; Trax:
+    ``'const_0_10'``).
 
     >>> convert_float_to_mathqa('3.13'), convert_float_to_mathqa(40.0), convert_float_to_mathqa(1e-05)
     ('const_3_13', 'const_40', 'const_0_00001')
@@ -462,6 +479,8 @@ def convert_float_to_mathqa(number):
             value = decimal.Decimal(number.strip().replace(",", ""))
         elif isinstance(number, (int, np.integer)):
             value = decimal.Decimal(int(number))
+        elif isinstance(number, np.floating):
+            value = decimal.Decimal(str(number))  # the shortest digits of its own precision
         else:
             value = decimal.Decimal(repr(float(number)))  # the shortest digits of the float
     except (decimal.InvalidOperation, TypeError, ValueError) as err:

@@ -69,9 +69,10 @@ def _tensor_spec(spec, what, who, min_rank=0, rank=None):
         raise ValueError(f"{who}: expected {what} to be one tensor, got {_describe_spec(spec)}.")
     known = spec.shape.rank
     if known is not None and (known < min_rank or (rank is not None and known != rank)):
-        wanted = f"rank {rank}" if rank is not None else f"at least {min_rank} axis"
-        raise ValueError(f"{who}: expected {what} of {wanted} (a sequence), got "
-                         f"{_describe_spec(spec)}.")
+        wanted = f"rank {rank}" if rank is not None else f"at least {min_rank} ax{'i' if min_rank == 1 else 'e'}s"
+        if (rank if rank is not None else min_rank) == 1:
+            wanted += " (a sequence)"
+        raise ValueError(f"{who}: expected {what} of {wanted}, got {_describe_spec(spec)}.")
     return spec
 
 

@@ -40,10 +40,14 @@ Differences from Trax 1.4.1 (each also noted where it applies):
   ``'const_40'`` (Trax gave ``'const_40_'`` for the string and
   ``'const_40_0'`` for ``'40.0'``), negatives ``'const_-2_5'``, which
   `compute_result` reads back as -2.5.
-* Generated Python needs only ``math``: ``gcd``, ``lcm`` and ``choose`` use
-  ``math.gcd``, ``math.lcm``, ``math.comb`` (Trax emitted ``scipy.gcd``, gone
-  from SciPy); ``speed_in_still_water`` and ``stream_speed`` are
-  parenthesized as computed (Trax emitted ``a + b / 2``); no trailing comments.
+* Generated Python needs only ``math``: ``gcd``, ``lcm``, ``choose`` and
+  ``permutation`` use ``math.gcd``, ``math.lcm``, ``math.comb``, ``math.perm``
+  (Trax emitted ``scipy.gcd``, gone from SciPy, and a quotient of
+  factorials); ``speed_in_still_water`` and ``stream_speed`` are
+  parenthesized as computed (Trax emitted ``a + b / 2``); a division by a
+  literal zero is ``0`` as computed; no trailing comments. ``choose``
+  truncates its arguments to ints (Trax's ``scipy.special.comb`` took real
+  ones).
 * Fixed flags: ``partial_results`` reports each operation's own result
   (Trax repeated the final answer after every step); AQuA's
   ``partial_reasoning`` uses the random prefix of the rationale it draws
@@ -181,12 +185,12 @@ def _python_code_target(python_program, list_num):
 
 def _run_python_code(code):
     """The ``answer`` of a generated program, or None when it fails."""
-    variables = {}
+    namespace = {}  # one namespace: a lambda in the code (Heron's formula) must see `import math`
     try:
-        exec(code, {}, variables)  # code generated from _OPS' templates, names and numbers only
+        exec(code, namespace)  # code generated from _OPS' templates, names and numbers only
     except (ArithmeticError, ValueError, TypeError):
         return None
-    answer = variables.get("answer")
+    answer = namespace.get("answer")
     return answer if isinstance(answer, (int, float)) else None
 
 
@@ -295,7 +299,7 @@ def CreateMathQAInputs(  # noqa: N802 (Trax name)
     task = next((name for name, flag in flags.items() if flag), "full_calculation")
     keys = list(_MATHQA_KEYS) + {"nlp_rationale": ["Rationale"], "category": ["category"]}.get(task, [])
     for index, example in enumerate(dataset):
-        _check_example(example, keys, who, f"problem {index} of {path!r}")
+        _check_example(example, keys, who, f"problem {index} of {path!r}", text_keys=keys)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
         raise ValueError(f"{who}: tolerance must be a number >= 0, got {tolerance!r}.")
 
@@ -447,7 +451,8 @@ def CreateAquaInputs(  # noqa: N802 (Trax name)
     text = _read_text(path, who, "AQuA's train.json / dev.json: one JSON problem a line")
     dataset = _json_lines(text, path, who)
     for index, example in enumerate(dataset):
-        _check_example(example, _AQUA_KEYS, who, f"problem {index} of {path!r}")
+        _check_example(example, _AQUA_KEYS, who, f"problem {index} of {path!r}",
+                       text_keys=("question", "rationale", "correct"))
         if not isinstance(example["options"], list):
             raise TypeError(f"{who}: problem {index} of {path!r} has options "
                             f"{example['options']!r}; expected a list of strings.")
@@ -494,7 +499,8 @@ def CreateAquaInputs(  # noqa: N802 (Trax name)
 
 
 def _is_plain_number(text):
-    return text.replace(".", "", 1).isdigit()
+    # (ASCII only: str.isdigit also accepts '²', which is no number to convert)
+    return text.isascii() and text.replace(".", "", 1).isdigit()
 
 
 def CreateDropInputs(train=True, mathqa_format=False, *, data_dir=None, download=True):  # noqa: N802 (Trax name)
@@ -626,7 +632,7 @@ def CreateAnnotatedDropInputs(  # noqa: N802 (Trax name)
             for example in _json_lines(text, path, who):
                 keys = ("input", "calculation") if isinstance(example, dict) and "input" in example else (
                     "passage", "question", "calculation")
-                _check_example(example, keys, who, f"an example of {path!r}")
+                _check_example(example, keys, who, f"an example of {path!r}", text_keys=keys)
                 dataset.append(example)
         return dataset[:int(len(dataset) * percentile)]
 

@@ -408,10 +408,16 @@ def add_eos_to_output_features(dataset, training, output_features="targets", eos
     spec = _dict_spec(dataset, who, names)
     for name in names:
         _tensor_spec(spec[name], f"feature {name!r}", who, rank=1)
+        if spec[name].dtype.is_integer and not float(eos).is_integer():
+            raise ValueError(f"{who}: eos must be an integer for the {spec[name].dtype.name} feature "
+                             f"{name!r}, got {eos!r}.")
 
     def add_eos(example):
-        ends = {name: tf.concat([example[name], tf.constant([eos], example[name].dtype)], axis=0)
-                for name in names}
+        ends = {}
+        for name in names:
+            dtype = example[name].dtype
+            end = tf.constant([int(eos) if dtype.is_integer else eos], dtype)  # (2.0 is an int's 2)
+            ends[name] = tf.concat([example[name], end], axis=0)
         return {**example, **ends}
 
     return dataset.map(add_eos)

@@ -22,6 +22,7 @@ import pytest
 from pax_trax.data import _lazy
 from pax_trax.data import mathqa as mq
 from pax_trax.data._mathqa_programs import _OPS
+from pax_trax.data.mathqa import _python_code_target, _run_python_code
 
 # ------------------------------------------------------------------ operations
 
@@ -44,6 +45,7 @@ from pax_trax.data._mathqa_programs import _OPS
     ("diagonal", [3.0, 4.0], 5.0),
     ("permutation", [5.0, 2.0], 20.0),  # 5 * 4
     ("permutation", [2.0, 5.0], 20.0),  # the order of the arguments does not matter
+    ("permutation", [5.5, 2.7], 60.0),  # Trax: int(5.5)! / int(5.5 - 2.7)! = 5! / 2!
     ("choose", [5.0, 2.0], 10.0),
     ("choose", [2.0, 5.0], 0.0),  # as scipy.special.comb
     ("gcd", [12.0, 18.0], 6),
@@ -147,6 +149,10 @@ def test_single_op_to_python_command():
     assert mq.single_op_to_python_command("inverse", ["0"]) == "0"
     assert mq.single_op_to_python_command("square_area", ["-2.5"]) == "(-2.5)**2"  # -2.5**2 would be -6.25
     assert mq.single_op_to_python_command("gcd", ["n0", "t1"]) == "math.gcd(int(n0), int(t1))"
+    assert mq.single_op_to_python_command("max", ["n0", "t1"]) == "max(n0,t1)"  # Trax's text
+    assert mq.single_op_to_python_command("square_edge_by_perimeter", ["n0"]) == "n0 / 4."
+    # Real arguments run as computed (Trax's int(m)! / int(m - n)!): 5! / 2! = 60.
+    assert eval(mq.single_op_to_python_command("permutation", ["5.5", "2.7"]), {"math": math}) == 60.0
     with pytest.raises(ValueError, match="pax_trax.data.single_op_to_python_command: unknown MathQA"):
         mq.single_op_to_python_command("mean", ["n0", "n1"])
     with pytest.raises(ValueError, match="single_op_to_python_command: 'circle_area' takes 1"):
@@ -327,7 +333,8 @@ def test_process_single_mathqa_example_errors():
 @pytest.mark.parametrize("number, expected", [
     ("3.13", "const_3_13"), (3.13, "const_3_13"), ("40", "const_40"), (40.0, "const_40"), (40, "const_40"),
     ("0.25", "const_0_25"), ("0.10", "const_0_1"), (-2.5, "const_-2_5"), (1e-05, "const_0_00001"),
-    (1e16, "const_10000000000000000"), ("4,000", "const_4000"), (np.float32(0.5), "const_0_5"), (-0.0, "const_0"),
+    (1e16, "const_10000000000000000"), ("4,000", "const_4000"), (np.float32(0.5), "const_0_5"),
+    (np.float32(0.1), "const_0_1"), (-0.0, "const_0"),
 ])
 def test_convert_float_to_mathqa(number, expected):
     assert mq.convert_float_to_mathqa(number) == expected
@@ -429,9 +436,39 @@ def test_mathqa_python_code(mathqa_dir, within):
     assert codes["circle"] == "import math\nn0 = 7.0\n\nanswer = math.pi * n0**2"
     for (code, problem) in zip(codes.values(), KEPT):
         variables = {}
-        exec(code, {}, variables)
+        exec(code, variables)
         answer = mq.process_single_mathqa_example(problem)[0]
         assert math.isclose(variables["answer"], answer, rel_tol=0.01)
+
+
+HERON = {  # s = (3 + 4 + 5) / 2 = 6, sqrt(6 * 3 * 2 * 1) = 6
+    "Problem": "the sides of a triangle are 3 cm , 4 cm and 5 cm . find its area .",
+    "Rationale": '"s = 6 , area = sqrt ( 6 * 3 * 2 * 1 ) = 6 answer : a"',
+    "options": "a ) 6 , b ) 12 , c ) 7.5 , d ) 10 , e ) 20",
+    "correct": "a",
+    "annotated_formula": "triangle_area_three_edges(3, 4, 5)",
+    "linear_formula": "triangle_area_three_edges(n0,n1,n2)|",
+    "category": "geometry",
+}
+
+
+def test_mathqa_python_code_of_herons_formula(tmp_path, within):
+    """The generated program's lambda (Heron's formula) sees its `import math` when the stream runs it."""
+    (tmp_path / "train.json").write_text(json.dumps([HERON]))
+    examples = pairs(first(mq.CreateMathQAInputs(str(tmp_path), cumulative=False, python_code=True), 2, within))
+    code = ("import math\nn0 = 3.0\nn1 = 4.0\nn2 = 5.0\n\nanswer = (lambda s, a, b, c: math.sqrt(max(0, s * (s - a) "
+            "* (s - b) * (s - c))))((n0 + n1 + n2) / 2, n0, n1, n2)")
+    assert examples == [("# " + prefix(HERON), code)] * 2
+
+
+def test_every_operation_runs_as_the_python_code_of_a_stream():
+    """Each one-operation program, as CreateMathQAInputs writes and runs it, gives compute_result's answer."""
+    rng = np.random.default_rng(1)
+    for op, (arity, _, _) in sorted(_OPS.items()):
+        nums = [float(v) for v in rng.choice(np.arange(2, 12), size=arity, replace=False)]  # distinct
+        list_op = [f"{op}({','.join(f'n{i}' for i in range(arity))})", "multiply(#0,const_2)"]
+        code = _python_code_target(mq.compute_program(list_op), nums)
+        assert _run_python_code(code) == pytest.approx(mq.compute_result(list_op, nums)[-1], rel=1e-12), op
 
 
 def test_mathqa_rationale_category_and_answers(mathqa_dir, within):
@@ -509,6 +546,11 @@ def test_mathqa_errors(tmp_path, within):
         mq.CreateMathQAInputs(str(tmp_path), cumulative=False, category=True)
     with pytest.raises(ValueError, match=f"{who}: tolerance must be a number >= 0"):
         mq.CreateMathQAInputs(str(tmp_path), tolerance=-1)
+    # A field of the wrong type: an error naming the problem now, not a crash at some next().
+    (tmp_path / "train.json").write_text(json.dumps([TRAIN, {**SHOP, "Problem": 400}]))
+    with pytest.raises(TypeError, match=rf"{who}: problem 1 of '.*train.json' has 'Problem' 400 \(int\); "
+                                        "expected a string"):
+        mq.CreateMathQAInputs(str(tmp_path))
     # No usable problem: an error after one pass, not an endless loop.
     (tmp_path / "train.json").write_text(json.dumps([WRONG, UNKNOWN_OP, NONE_OF_THESE]))
     stream = mq.CreateMathQAInputs(str(tmp_path))
@@ -612,6 +654,10 @@ def test_aqua_errors(tmp_path, aqua_dir):
     (bad / "train.json").write_text(json.dumps({**AQUA[0], "options": "A)21 B)22"}) + "\n")
     with pytest.raises(TypeError, match=f"{who}: problem 0 of .* has options 'A\\)21 B\\)22'; expected a list"):
         mq.CreateAquaInputs(str(bad), rationale=True)
+    (bad / "train.json").write_text(json.dumps({**AQUA[0], "rationale": ["step 1", "step 2"]}) + "\n")
+    with pytest.raises(TypeError, match=f"{who}: problem 0 of .* has 'rationale' \\['step 1', 'step 2'\\] "
+                                        "\\(list\\); expected a string"):
+        mq.CreateAquaInputs(str(bad), rationale=True)
     (bad / "train.json").write_text(json.dumps({"question": "q"}) + "\n")
     with pytest.raises(ValueError, match=rf"{who}: problem 0 of .* has no \['rationale', 'options', 'correct'\]"):
         mq.CreateAquaInputs(str(bad), rationale=True)
@@ -685,6 +731,11 @@ def test_drop_inputs_read_tfds_drop(drop_dir, within):
     assert sorted(t for _, t, _ in mathqa) == sorted(DROP_TARGETS.values())
     dev = pairs(first(mq.CreateDropInputs(train=False, data_dir=drop_dir, download=False), 2, within))
     assert dev == [("drop question: " + DROP_PASSAGE + " Who caught the touchdown pass?", "Chaz Schilens")] * 2
+
+
+def test_drop_mathqa_format_converts_plain_numbers_only():
+    assert [mq._is_plain_number(t) for t in ["40", "3.13", ".5", "1.2.3", "-4", "10²", "²", "4,000", "a1"]] == [
+        True, True, True, False, False, False, False, False, False]
 
 
 def test_drop_inputs_not_prepared_is_an_error(tmp_path):
@@ -780,6 +831,10 @@ def test_annotated_drop_errors(tmp_path, within):
         mq.CreateAnnotatedDropInputs(str(tmp_path), percentile=0)
     with pytest.raises(ValueError, match=f"{who}: total_number_of_samples must be None or an int"):
         mq.CreateAnnotatedDropInputs(str(tmp_path), total_number_of_samples=-1)
+    write_lines(tmp_path / "train_annotated.json", [{**ANNOTATED[0], "calculation": None}])
+    with pytest.raises(TypeError, match=rf"{who}: an example of '.*' has 'calculation' None \(NoneType\); "
+                                        "expected a string"):
+        mq.CreateAnnotatedDropInputs(str(tmp_path))
     write_lines(tmp_path / "train_annotated.json", [{"passage": "p", "calculation": "add(n0,n1)"}])
     with pytest.raises(ValueError, match=rf"{who}: an example of '.*' has no \['question'\]"):
         mq.CreateAnnotatedDropInputs(str(tmp_path))

@@ -384,6 +384,13 @@ def test_add_eos_to_output_features(tf):
     out = items(tp.add_eos_to_output_features(dataset, False, ("inputs", "targets"), eos=2))
     assert [x["inputs"].tolist() for x in out] == [x["inputs"] + [2] for x in LENGTH_EXAMPLES]
     assert [x["targets"].tolist() for x in out] == [x["targets"] + [2] for x in LENGTH_EXAMPLES]
+    # eos is cast to each feature's dtype: a float 3.0 for ints, an int 3 for floats.
+    out = items(tp.add_eos_to_output_features(dataset, True, eos=3.0))
+    assert [x["targets"].tolist() for x in out] == [x["targets"] + [3] for x in LENGTH_EXAMPLES]
+    assert out[0]["targets"].dtype == np.int64
+    floats = tf.data.Dataset.from_tensor_slices({"targets": np.array([[0.5, 2.5]], np.float64)})
+    x = items(tp.add_eos_to_output_features(floats, True, eos=3))[0]["targets"]
+    assert x.dtype == np.float64 and x.tolist() == [0.5, 2.5, 3.0]
 
 
 # ------------------------------------------------------------------ bad input
@@ -428,10 +435,10 @@ def test_bad_input_is_explained(tf):
                                          r"\(a sequence\), got int32 \(\)"):
         tp.pad_dataset_to_length(scalars, True, {"inputs": 3})
     with pytest.raises(ValueError, match=r"cifar10_augmentation_preprocess: expected features\['image'\] "
-                                         r"\(height, width, channels\) of rank 3"):
+                                         r"\(height, width, channels\) of rank 3, got uint8 \(4, 4\)\.$"):
         tp.cifar10_augmentation_preprocess(images, True)
     with pytest.raises(ValueError, match=r"cifar10_augmentation_flatten_preprocess: expected the targets "
-                                         r"\(a class label\) of rank 0"):
+                                         r"\(a class label\) of rank 0, got int32 \(1,\)\.$"):
         tp.cifar10_augmentation_flatten_preprocess(pairs.map(lambda f, t: ({"image": f["inputs"]}, t)), False)
     with pytest.raises(ValueError, match="concat_preprocess: features\\['inputs'\\] and the targets must have one "
                                          "dtype to be concatenated, got int32 and int64"):
@@ -446,6 +453,9 @@ def test_bad_input_is_explained(tf):
         tp.squeeze_targets_preprocess(tf.data.Dataset.from_tensor_slices(({"x": [1]}, {"y": [2]})), True)
     with pytest.raises(TypeError, match="add_eos_to_output_features: eos must be a number, got '1'"):
         tp.add_eos_to_output_features(dicts, True, eos="1")
+    with pytest.raises(ValueError, match="add_eos_to_output_features: eos must be an integer for the int32 "
+                                         "feature 'targets', got 1.5"):
+        tp.add_eos_to_output_features(dicts, True, eos=1.5)
     with pytest.raises(TypeError, match="cifar10_augmentation_preprocess: seed must be an int, got 1.5"):
         tp.cifar10_augmentation_preprocess(images.map(lambda f, t: ({"image": f["image"][..., None]}, t)),
                                            True, seed=1.5)
