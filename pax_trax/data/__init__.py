@@ -15,9 +15,12 @@ masking (`pax_trax.data.bert_inputs`), GLUE streams for BERT and T5
 (`pax_trax.data.c4`) and the MathQA, AQuA and DROP inputs
 (`pax_trax.data.mathqa`). Not provided: ``t2t_problems`` (tensor2tensor's
 problem registry) and ``get_t5_preprocessor_by_name`` (the ``t5`` library's
-preprocessor registry); neither library can be installed with current
-TensorFlow. TensorFlow, TFDS, tensorflow-text and sentencepiece are imported
-only by the functions that need them.
+preprocessor registry): neither library is a dependency, nor can be one
+beside ours (pip's resolver, 2026-12: tensor2tensor 1.15.7, last released in
+2020, pulls TF1-era packages such as tensorflow-probability 0.7; t5 0.9.4
+pulls tfds-nightly 4.9.2, which would replace the tensorflow-datasets 4.9.10
+that ``pax_trax[data]`` needs). TensorFlow, TFDS, tensorflow-text and
+sentencepiece are imported only by the functions that need them.
 
 >>> from pax_trax import data
 >>> batches = data.Serial(lambda _: ((i, i + 1) for i in range(4)), data.Batch(2))()

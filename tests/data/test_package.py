@@ -50,7 +50,7 @@ def test_tfds_names_are_exported_from_data_and_data_tfds():
 
 
 # Every name that seed 000 lists under trax.data.tf_inputs, but the two registries of
-# libraries that cannot be installed with current TensorFlow (tensor2tensor, t5).
+# libraries that cannot be dependencies beside ours (tensor2tensor, t5: see pax_trax.data's docstring).
 TRAX_DATA_TF_INPUTS = """
 no_preprocess data_streams dataset_to_stream TFDS tokenize Tokenize detokenize ConvertToUnicode
 vocab_size cifar10_no_augmentation_preprocess cifar10_augmentation_preprocess
