@@ -250,6 +250,14 @@ def _interleaved(fns, reps):
     return results
 
 
+def _step_figures(stream, wall, cpu, steps):
+    """The figures of a repetition of `steps` training steps that drew from `stream`
+    (a `TimedBatches`) in `wall` seconds and `cpu` seconds of process CPU time."""
+    return dict(rate=stream.n_examples / wall, wall_per_step=wall / steps,
+                wait_per_step=stream.wait_s / steps, cpu_per_example=cpu / stream.n_examples,
+                examples=stream.n_examples)
+
+
 def _drain(prefetched, n):
     """Takes the `n` batches a Prefetch queue may hold (plus the producer's one in hand)."""
     for _ in range(n + 1):
@@ -367,10 +375,7 @@ def main(argv=None):
                     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 finally:
                     sys.setswitchinterval(interval)
-                return dict(rate=stream.n_examples / wall, wall_per_step=wall / cfg["steps"],
-                            wait_per_step=stream.wait_s / cfg["steps"],
-                            cpu_per_example=cpu / stream.n_examples,
-                            examples=stream.n_examples)
+                return _step_figures(stream, wall, cpu, cfg["steps"])
 
             return timed
 
@@ -388,9 +393,7 @@ def main(argv=None):
             jax.block_until_ready(model)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             donated["model"], donated["opt_state"] = model, opt_state
-            return dict(rate=stream.n_examples / wall, wall_per_step=wall / cfg["steps"],
-                        wait_per_step=stream.wait_s / cfg["steps"],
-                        cpu_per_example=cpu / stream.n_examples, examples=stream.n_examples)
+            return _step_figures(stream, wall, cpu, cfg["steps"])
 
         names = ["P-ds", "P-tf", "T", "L", "L+P", "L+P/s", "T-d"]
         fns = [time_pipeline(n) if n.startswith("P") else
