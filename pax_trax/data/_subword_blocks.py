@@ -148,10 +148,13 @@ class SubwordBlockEncoder:
             units = np.frombuffer(ascii + bytes(16), np.uint8)
             alnum = np.frombuffer(ascii.translate(self._alnum_bytes), bool)
             return units, alnum, (units[:n] == 0).nonzero()[0] if b"\0" in ascii else None
-        # Code points: UTF-16 (half the bytes of UTF-32) unless a character needs two.
-        codes = joined.encode("utf-16-le", "surrogatepass")
-        codes = (np.frombuffer(codes, np.uint16) if len(codes) == 2 * n else
-                 np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32))
+        # Code points: Latin-1 bytes when every character is below 256 (a copy of a
+        # one-byte string), else a NumPy UCS4 copy (~3x faster than encoding UTF-16 or
+        # UTF-32 from a two-byte string; lone surrogates are kept as their code points).
+        try:
+            codes = np.frombuffer(joined.encode("latin-1"), np.uint8)
+        except UnicodeEncodeError:
+            codes = np.array(joined).reshape(1).view(np.uint32)
         units = np.zeros(n + 16, np.uint8)
         units[:n] = codes  # (non-ASCII ones truncated, then replaced)
         where = (codes >= _ASCII).nonzero()[0]

@@ -208,6 +208,21 @@ def test_subword_encode_batch_on_verses_and_long_tokens(subword_path):
     assert [encoder.decode(ids) for ids in encoder.encode_batch(texts)] == texts
 
 
+@pytest.mark.parametrize("texts", [
+    ["caf\u00e9 na\u00efve", "\u00ff\u00e0 b", "plain"],  # every character below 256
+    ["\u4e2d\u6587 text", "caf\u00e9", "\U0001f600 smile \U0001f600"],  # BMP and astral
+    ["lone \ud800 surrogate", "\udfff", "a\ud83d\ude00b"],  # lone and paired surrogates
+    ["nul\0 inside", "\0", "end\0", "\u00e9\0\u4e2d\0"],
+])
+def test_subword_encode_batch_on_each_way_code_points_are_read(subword_path, texts):
+    # A block of text is read as bytes when it is ASCII, as Latin-1 bytes when every
+    # character is below 256, else as UCS4; each way must give encode's ids.
+    encoder = load_vocabulary("subword", subword_path)
+    for _ in range(2):
+        assert [ids.tolist() for ids in encoder.encode_batch(texts)] == [
+            encoder.encode(text) for text in texts]
+
+
 def test_subword_encode_batch_table_is_bounded_and_forgets_nothing_it_needs(monkeypatch):
     from pax_trax.data import _subword_blocks
 
